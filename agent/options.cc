@@ -1,0 +1,58 @@
+#include "agent/options.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <charconv>
+
+namespace zps::agent {
+
+void add_options(CLI::App& app, Options& o) {
+  app.set_config("--config", "", "TOML config file (flags given on the command line win)");
+  app.add_option("--broker", o.broker, "broker endpoint")
+      ->envname("ZPS_BROKER")
+      ->capture_default_str();
+  app.add_option("--id", o.id, "this agent's name in the fleet (default: host name)");
+  app.add_option("--data-address", o.data_address,
+                 "address senders use to reach this agent's data ports (default: 127.0.0.1)");
+  app.add_option("--data-ports", o.data_ports, "port range LO-HI for data pipes")
+      ->capture_default_str();
+  app.add_option("--recv-root", o.recv_roots,
+                 "dataset under which this agent accepts receives (repeatable; none: "
+                 "sender only)");
+  app.add_option("--max-recvs", o.max_recvs, "concurrent receives at most")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--zfs", o.zfs, "path of the zfs program")->capture_default_str();
+  app.add_option("--zpool", o.zpool, "path of the zpool program")->capture_default_str();
+  app.add_option("--metrics", o.metrics, "serve Prometheus metrics on HOST:PORT");
+  app.add_option("--log-format", o.log_format, "text or json")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+}
+
+std::string finish_options(Options& o) {
+  auto dash = o.data_ports.find('-');
+  if (dash == std::string::npos) return "--data-ports must be LO-HI, e.g. 6831-6931";
+  unsigned lo = 0, hi = 0;
+  const char* s = o.data_ports.data();
+  auto r1 = std::from_chars(s, s + dash, lo);
+  auto r2 = std::from_chars(s + dash + 1, s + o.data_ports.size(), hi);
+  if (r1.ec != std::errc() || r1.ptr != s + dash || r2.ec != std::errc() ||
+      r2.ptr != s + o.data_ports.size() || lo == 0 || hi > 65535 || lo > hi) {
+    return "--data-ports must be LO-HI with 1 <= LO <= HI <= 65535, got " + o.data_ports;
+  }
+  o.data_port_lo = static_cast<uint16_t>(lo);
+  o.data_port_hi = static_cast<uint16_t>(hi);
+  if (o.id.empty()) {
+    char host[256] = {};
+    if (gethostname(host, sizeof(host) - 1) == 0) o.id = host;
+  }
+  if (o.data_address.empty()) o.data_address = "127.0.0.1";
+  return {};
+}
+
+}  // namespace zps::agent

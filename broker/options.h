@@ -1,0 +1,26 @@
+// zps-broker's settings, from the command line and an optional TOML config file
+// (command-line flags win).
+#pragma once
+
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace zps::broker {
+
+struct Options {
+  std::string config_file;
+  std::string listen = "tcp://0.0.0.0:6830";
+  std::string state_dir = "/var/lib/zpsend";
+  std::string metrics;  // HOST:PORT, empty = off
+  int heartbeat_ms = 1000;
+  std::string log_format = "text";
+  std::string log_level = "info";
+};
+
+// Declares the flags of the DESIGN.md command-line contract on `app`.
+void add_options(CLI::App& app, Options& options);
+
+}  // namespace zps::broker

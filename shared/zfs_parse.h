@@ -1,0 +1,32 @@
+// Parsers for zfs(8) output, kept apart from the adapter so unit tests can feed them
+// recorded output. All take the tab-separated form of `zfs get -H -p` / `zfs list -H`.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "shared/plan.h"
+#include "shared/status.h"
+#include "shared/zfs.h"
+
+namespace zps {
+
+// Output of `zfs get -Hp -d 1 -o name,property,value guid,createtxg DATASET` (zfs-fuse;
+// the dataset itself and child datasets appear too and are skipped): the snapshots
+// of DATASET ordered by createtxg.
+Result<std::vector<SnapshotVersion>> parse_snapshot_properties(std::string_view dataset,
+                                                               std::string_view text);
+
+// Output of `zfs list -Hp -t snapshot -d 1 -o name,guid,createtxg DATASET` (OpenZFS).
+Result<std::vector<SnapshotVersion>> parse_snapshot_list(std::string_view dataset,
+                                                         std::string_view text);
+
+// Output of `zfs list -H -r -o name,type,origin DATASET`, parents before children.
+Result<std::vector<DatasetInfo>> parse_dataset_list(std::string_view text);
+
+// Output of `zfs get -Hp -o value PROP NAME` for a single number.
+Result<uint64_t> parse_number(std::string_view text);
+
+}  // namespace zps
