@@ -81,6 +81,14 @@ struct HopPlan {
 // has snapshots; refused even with force), kTargetNewer (target has snapshots after the
 // last common one; refused without force), kRefused (target exists with no snapshots,
 // without force). Messages name the datasets and say what the user can do.
+//
+// The common snapshot is the newest target snapshot (by the target's createtxg) whose
+// guid the source has; `from` is its name on the source, so a rename on either side
+// does not matter. Both listings are ordered by createtxg, ties in listing order; a
+// guid listed twice on the source counts once (the first entry). With force, a target
+// that has extra snapshots but nothing left to receive is reported up to date with a
+// warning: no stream is left to carry the -F rollback, and the planner never
+// invents a zfs rollback.
 Result<HopPlan> plan_next_hop(const SourceView& source, const TargetView& target,
                               const PlanOptions& options);
 
