@@ -7,6 +7,10 @@
 //
 // Thread-safety: a Process is used by one thread at a time, except kill(), which any
 // thread may call (it is how a session aborts a transfer blocked in another thread).
+//
+// SIGPIPE: writing to stdin_fd() of a child that stopped reading raises SIGPIPE, so
+// every program ignores SIGPIPE in main() and then sees EPIPE; run() blocks it around
+// its own writes. Children start with SIGPIPE at its default and an empty signal mask.
 #pragma once
 
 #include <sys/types.h>
@@ -73,7 +77,8 @@ class Process {
   void kill(int sig = 9);
 
   // The captured stderr (at most stderr_limit bytes). Complete once the child has
-  // exited and been waited for.
+  // exited and been waited for (a grandchild still holding the pipe gets ~200 ms more);
+  // before that, what has arrived so far.
   std::string stderr_text();
 
  private:
