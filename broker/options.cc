@@ -14,6 +14,11 @@ void add_options(CLI::App& app, Options& o) {
   app.add_option("--heartbeat-ms", o.heartbeat_ms, "heartbeat interval in milliseconds")
       ->capture_default_str()
       ->check(CLI::Range(50, 600000));
+  app.add_option("--lock-lease-s", o.lock_lease_s,
+                 "seconds a lost job's locks are kept when its receiver never confirms the "
+                 "receive stopped")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
   app.add_option("--log-format", o.log_format, "text or json")
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "json"}));

@@ -16,6 +16,9 @@ struct Options {
   std::string state_dir = "/var/lib/zpsend";
   std::string metrics;  // HOST:PORT, empty = off
   int heartbeat_ms = 1000;
+  // How long the locks of a job whose receive state is unknown (its sender was lost)
+  // are kept when the receiver never confirms that no receive is active.
+  int lock_lease_s = 300;
   std::string log_format = "text";
   std::string log_level = "info";
 };
