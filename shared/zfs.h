@@ -9,9 +9,9 @@
 // listings use `zfs get -Hp -d 1`; where the capability probe finds the OpenZFS forms
 // they are used instead.
 //
-// Thread-safety: a Zfs may be shared by threads once probe() has run (it is called by
-// the constructor's first user and cached under a mutex); every call spawns its own
-// processes.
+// Thread-safety: a Zfs may be shared by threads; the capability probe runs once, under
+// a mutex, on first use. Call set_observer / set_command_timeout before sharing it.
+// Every call spawns its own processes.
 #pragma once
 
 #include <chrono>
@@ -97,6 +97,11 @@ class Zfs {
   Status create_unmounted(std::string_view dataset);
   // Pools with their free bytes.
   Result<std::vector<PoolInfo>> pools();
+  // Rolls the snapshot's dataset back to it, destroying the snapshots after it
+  // (`zfs rollback -r`). A forced incremental receive needs this first: zfs-fuse's
+  // `recv -F` refuses a target with snapshots after the stream's source ("most recent
+  // snapshot of X does not match incremental source"); OpenZFS would destroy them itself.
+  Status rollback(std::string_view snapshot);
 
   // Starts `zfs send`; the stream is on the process's stdout.
   Result<std::unique_ptr<Process>> start_send(const SendSpec& spec);
@@ -108,9 +113,15 @@ class Zfs {
   Result<std::vector<std::string>> recv_argv(const RecvSpec& spec) const;
 
  private:
+  // Runs `zfs ARGS`; a non-zero exit becomes an error (kNotFound when zfs says the
+  // dataset does not exist, else kZfsFailed), prefixed with `what`.
   Result<RunOutput> run_zfs(std::vector<std::string> args, std::string_view what);
   Result<RunOutput> run_tool(const std::string& tool, std::vector<std::string> args,
                              std::string_view what);
+  // Like run_tool, but a non-zero exit is not an error (the probe reads usage texts).
+  Result<RunOutput> run_raw(const std::string& tool, std::vector<std::string> args,
+                            std::string_view what);
+  ZfsCapabilities probe();
   void observe(const std::vector<std::string>& argv);
 
   std::string zfs_path_;

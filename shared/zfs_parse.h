@@ -4,6 +4,9 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <cstdint>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -28,5 +31,24 @@ Result<std::vector<DatasetInfo>> parse_dataset_list(std::string_view text);
 
 // Output of `zfs get -Hp -o value PROP NAME` for a single number.
 Result<uint64_t> parse_number(std::string_view text);
+
+// One "name<TAB>number" line.
+struct NamedValue {
+  std::string name;
+  uint64_t value = 0;
+};
+
+// Output of `zfs get -Hp -o name,value PROP NAME...` (zfs-fuse, e.g. `-r guid` or
+// `available`) or `zfs list -Hp -o name,PROP` (OpenZFS), in listing order.
+Result<std::vector<NamedValue>> parse_name_values(std::string_view text);
+
+// Capabilities from the usage text `zfs` prints when run without arguments, and from
+// what `zfs holds` without arguments says (zfs-fuse lists `holds` in its usage but
+// fails with "internal error: /usr/lib/zfs/pyzfs.py not found").
+ZfsCapabilities parse_capabilities(std::string_view usage, std::string_view holds_output);
+
+// The dataset named by zfs's "cannot open 'X': dataset does not exist" (or send's
+// "could not send X: does not exist"), or nullopt when the text says something else.
+std::optional<std::string> missing_dataset(std::string_view stderr_text);
 
 }  // namespace zps

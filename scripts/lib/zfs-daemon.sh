@@ -1,0 +1,46 @@
+# Sourced by scripts/test and scripts/demo: makes sure a zfs-fuse daemon is running.
+# If one is already running (the user's own), it is used and left alone. If this script
+# starts one, it records the pid and stop_zfs_daemon stops exactly that process.
+
+ZPS_STARTED_ZFS_PID=""
+
+zfs_daemon_reachable() {
+  zpool list >/dev/null 2>&1
+}
+
+ensure_zfs_daemon() {
+  if zfs_daemon_reachable; then
+    return 0
+  fi
+  if [ ! -e /dev/fuse ]; then
+    echo "zfs-fuse needs /dev/fuse, which this machine does not have (load the fuse module)" >&2
+    return 1
+  fi
+  local pidfile
+  pidfile=$(mktemp /tmp/zps-zfs-fuse.XXXXXX.pid)
+  echo "starting zfs-fuse (pid file $pidfile)"
+  zfs-fuse --pidfile "$pidfile"
+  local i
+  for i in $(seq 1 100); do
+    if zfs_daemon_reachable; then
+      ZPS_STARTED_ZFS_PID=$(cat "$pidfile")
+      rm -f "$pidfile"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "zfs-fuse did not come up within 10 s" >&2
+  return 1
+}
+
+stop_zfs_daemon() {
+  [ -n "$ZPS_STARTED_ZFS_PID" ] || return 0
+  kill -TERM "$ZPS_STARTED_ZFS_PID" 2>/dev/null || return 0
+  local i
+  for i in $(seq 1 150); do
+    kill -0 "$ZPS_STARTED_ZFS_PID" 2>/dev/null || { ZPS_STARTED_ZFS_PID=""; return 0; }
+    sleep 0.1
+  done
+  kill -KILL "$ZPS_STARTED_ZFS_PID" 2>/dev/null || true
+  ZPS_STARTED_ZFS_PID=""
+}
