@@ -1,14 +1,29 @@
-// zpsctl's global settings.
+// zpsctl's settings: the global flags and each command's own.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace zps::ctl {
 
+inline constexpr const char* kDefaultBroker = "tcp://127.0.0.1:6830";
+
 struct GlobalOptions {
-  std::string broker = "tcp://127.0.0.1:6830";
+  std::string broker = kDefaultBroker;
   bool json = false;
-  double timeout_s = 5.0;
+  double timeout_s = 5.0;  // the wait for each broker reply
+};
+
+struct ReplicateOptions {
+  std::string source;  // AGENT:DATASET
+  std::string target;  // AGENT:DATASET, AGENT, or empty
+  bool recursive = false;
+  bool force = false;
+  bool detach = false;
+};
+
+struct JobsOptions {
+  bool all = false;
 };
 
 }  // namespace zps::ctl
