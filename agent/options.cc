@@ -26,6 +26,21 @@ void add_options(CLI::App& app, Options& o) {
   app.add_option("--zfs", o.zfs, "path of the zfs program")->capture_default_str();
   app.add_option("--zpool", o.zpool, "path of the zpool program")->capture_default_str();
   app.add_option("--metrics", o.metrics, "serve Prometheus metrics on HOST:PORT");
+  app.add_option("--zfs-log", o.zfs_log, "append every zfs command line this agent runs to FILE");
+  app.add_option("--parallel", o.parallel, "datasets of a recursive job sent at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  app.add_option("--hop-retries", o.hop_attempts, "tries of one hop before its job fails")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  app.add_option("--retry-backoff-ms", o.retry_backoff_ms,
+                 "wait before the first retry of a hop (doubles after each)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 600000));
+  app.add_option("--stall-timeout-ms", o.stall_timeout_ms,
+                 "abort a data pipe that moves nothing for this long")
+      ->capture_default_str()
+      ->check(CLI::Range(100, 3600000));
   app.add_option("--log-format", o.log_format, "text or json")
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "json"}));

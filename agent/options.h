@@ -24,6 +24,11 @@ struct Options {
   std::string zfs = "zfs";
   std::string zpool = "zpool";
   std::string metrics;
+  std::string zfs_log;       // append every zfs argv the agent runs (audit, tests)
+  int parallel = 4;          // datasets of a -r job sent at once
+  int hop_attempts = 5;      // tries of a hop before its job fails
+  int retry_backoff_ms = 1000;
+  int stall_timeout_ms = 30000;
   std::string log_format = "text";
   std::string log_level = "info";
 };

@@ -18,6 +18,11 @@ void configure_control_socket(zmq::socket_t& socket, int linger_ms) {
   socket.set(zmq::sockopt::linger, linger_ms);
   socket.set(zmq::sockopt::sndhwm, 10000);
   socket.set(zmq::sockopt::rcvhwm, 10000);
+  // A ROUTER otherwise drops messages for unknown or departed peers without a word, and
+  // send_control could not report "the peer is gone" (the broker forgets watchers so).
+  if (socket.get(zmq::sockopt::type) == ZMQ_ROUTER) {
+    socket.set(zmq::sockopt::router_mandatory, true);
+  }
 }
 
 std::optional<Inbound> recv_control(zmq::socket_t& socket, bool router) {
@@ -58,17 +63,23 @@ std::optional<Inbound> recv_control(zmq::socket_t& socket, bool router) {
   }
   in.message = proto::decode(frames[first].data(), frames[first].size(), frames[first + 1].data(),
                              frames[first + 1].size());
+  if (in.message.ok()) in.body = frames[first + 1].to_string();
   return in;
 }
 
 bool send_control(zmq::socket_t& socket, std::string_view peer, const std::string& body) {
   try {
+    // Only the first frame may be refused (no peer, full queue, no connection with
+    // ZMQ_IMMEDIATE); once it is accepted the rest of the message always is.
     if (!peer.empty()) {
       if (!socket.send(zmq::buffer(peer), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
         return false;
       }
+      socket.send(zmq::buffer(proto::kSignature), zmq::send_flags::sndmore);
+    } else if (!socket.send(zmq::buffer(proto::kSignature),
+                            zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      return false;
     }
-    socket.send(zmq::buffer(proto::kSignature), zmq::send_flags::sndmore);
     socket.send(zmq::buffer(body), zmq::send_flags::none);
     return true;
   } catch (const zmq::error_t&) {

@@ -27,6 +27,7 @@ struct Inbound {
   std::string peer;  // ROUTER routing id; empty on DEALER sockets
   std::string peer_address;  // the remote IP address when the transport knows it
   Result<proto::Envelope> message = Status(Code::kProtocol, "no message");
+  std::string body;  // the body frame as received, when it decoded (for passing it on)
 };
 
 // Reads one message if one is waiting (nullopt when none is).

@@ -112,8 +112,10 @@ HopPlan plan_for_missing_target(const SourceView& source, const TargetView& targ
                                 const Snapshots& snaps) {
   const SnapshotVersion& first = snaps.front();
   if (source.origin && target.has_origin) {
-    return hop(HopKind::kCloneIncremental, source.origin->full_name(), first, snaps.size(),
-               false);
+    HopPlan plan = hop(HopKind::kCloneIncremental, source.origin->full_name(), first, snaps.size(),
+                       false);
+    plan.from_guid = source.origin->guid;
+    return plan;
   }
   HopPlan plan = hop(HopKind::kFull, "", first, snaps.size(), false);
   if (source.origin) plan.warnings.push_back(clone_as_copy_warning(source, target));
@@ -166,8 +168,10 @@ Result<HopPlan> plan_from_common(const SourceView& source, const TargetView& tar
     }
     return plan;
   }
-  return hop(HopKind::kIncremental, snaps[common_s].name, snaps[common_s + 1], remaining,
-             target_has_newer);
+  HopPlan plan = hop(HopKind::kIncremental, snaps[common_s].name, snaps[common_s + 1], remaining,
+                     target_has_newer);
+  plan.from_guid = snaps[common_s].guid;
+  return plan;
 }
 
 }  // namespace

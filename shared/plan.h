@@ -70,6 +70,9 @@ struct HopPlan {
   std::string from;
   std::string to;            // short name of the snapshot this hop delivers
   uint64_t to_guid = 0;      // its guid, to check what the receiver reports
+  // guid of `from` (the common snapshot, or the origin); 0 for a full send. With
+  // force_receive the receiver rolls the target back to it first.
+  uint64_t from_guid = 0;
   bool force_receive = false;  // run zfs recv with -F
   // Hops still needed including this one, counted on the current listing (for
   // "hop n of m"); 0 when up to date.

@@ -297,9 +297,17 @@ Result<std::unique_ptr<Process>> Process::spawn(const std::vector<std::string>& 
   UniqueFd in_read, in_write, out_read, out_write, err_write;
   if (options.pipe_stdin) ZPS_RETURN_IF_ERROR(make_pipe(in_read, in_write));
   if (options.pipe_stdout) ZPS_RETURN_IF_ERROR(make_pipe(out_read, out_write));
-  ZPS_RETURN_IF_ERROR(make_pipe(p->stderr_->fd, err_write));
-  p->stderr_->wake = UniqueFd(eventfd(0, EFD_CLOEXEC));
-  if (p->stderr_->wake.get() < 0) return io_error("eventfd", errno);
+  const bool to_log = !options.log_file.empty();
+  if (to_log) {
+    err_write = UniqueFd(open(options.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+    if (err_write.get() >= 0 && err_write.get() < 3) err_write = UniqueFd(fcntl(err_write.get(), F_DUPFD_CLOEXEC, 3));
+    if (err_write.get() < 0) return io_error("cannot open " + options.log_file, errno);
+    if (!options.pipe_stdout) out_write = UniqueFd(fcntl(err_write.get(), F_DUPFD_CLOEXEC, 3));
+  } else {
+    ZPS_RETURN_IF_ERROR(make_pipe(p->stderr_->fd, err_write));
+    p->stderr_->wake = UniqueFd(eventfd(0, EFD_CLOEXEC));
+    if (p->stderr_->wake.get() < 0) return io_error("eventfd", errno);
+  }
 
   pid_t pid = -1;
   int rc = start_child(argv, in_read.get(), out_write.get(), err_write.get(), &pid);
@@ -314,6 +322,7 @@ Result<std::unique_ptr<Process>> Process::spawn(const std::vector<std::string>& 
   p->stdout_fd_ = out_read.release();
   // The child's ends (in_read, out_write, err_write) close on return: it has its copies,
   // and EOF on our ends depends on ours being gone.
+  if (to_log) return p;
   try {
     StderrCapture* capture = p->stderr_.get();
     capture->thread = std::thread([capture] { capture->drain(); });

@@ -44,6 +44,10 @@ struct SpawnOptions {
   // At most this many bytes of stderr are kept (the first ones); the rest is read and
   // dropped so the child never blocks on a full stderr pipe.
   size_t stderr_limit = 64 * 1024;
+  // When set, the child's stdout (unless piped) and stderr are appended to this file
+  // instead: for long-running programs whose logs should outlive them. No stderr is
+  // captured then.
+  std::string log_file;
 };
 
 class Process {

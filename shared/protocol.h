@@ -555,7 +555,11 @@ struct PrepareRequest {
   uint64_t fence = 0;
   bool force = false;   // zfs recv -F
   uint64_t to_guid = 0;
-  std::string sender;   // sending agent's id (filled in by the broker)
+  std::string snapshot;  // short name of the snapshot the hop delivers
+  // With force: roll the target back to its snapshot with this guid (the common one)
+  // before receiving; zfs-fuse's recv -F does not do it for incremental streams.
+  uint64_t rollback_guid = 0;
+  std::string sender;    // sending agent's id (stamped by the broker)
   template <class V>
   void fields(V& v) {
     v("job", job);
@@ -564,6 +568,8 @@ struct PrepareRequest {
     v("fence", fence);
     v("force", force);
     v("to_guid", to_guid);
+    v("snapshot", snapshot);
+    v("rollback_guid", rollback_guid);
     v("sender", sender);
   }
 };
@@ -593,7 +599,7 @@ struct RecvResultRequest {
 };
 
 struct RecvResultReply {
-  bool ok = false;
+  bool ok = false;  // on the wire "succeeded": a reply's envelope already has an "ok"
   int32_t exit_code = -1;
   std::string stderr_text;
   std::string reason;  // why the session was aborted (gap, bad hash, stall, ...), if it was
@@ -602,7 +608,7 @@ struct RecvResultReply {
   std::string snapshot;
   template <class V>
   void fields(V& v) {
-    v("ok", ok);
+    v("succeeded", ok);
     v("exit_code", exit_code);
     v("stderr", stderr_text);
     v("reason", reason);

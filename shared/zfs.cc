@@ -1,5 +1,7 @@
 #include "shared/zfs.h"
 
+#include <set>
+
 #include <utility>
 
 #include "shared/names.h"
@@ -234,6 +236,36 @@ Status Zfs::rollback(std::string_view snapshot) {
   Result<RunOutput> out = run_zfs({"rollback", "-r", std::string(snapshot)},
                                   "rolling back to " + quote_name(snapshot));
   return out.status();
+}
+
+Result<std::string> Zfs::get_property(std::string_view dataset, std::string_view property) {
+  ZPS_RETURN_IF_ERROR(validate_dataset_name(dataset));
+  static const std::set<std::string_view> kReadable = {"atime", "readonly", "canmount",
+                                                       "mountpoint", "available", "used"};
+  if (!kReadable.count(property)) {
+    return Status(Code::kInvalidArgument, "property " + quote_name(property) + " is not readable here");
+  }
+  Result<RunOutput> out = run_zfs({"get", "-Hp", "-o", "value", std::string(property),
+                                   std::string(dataset)},
+                                  "reading " + std::string(property) + " of " + quote_name(dataset));
+  if (!out.ok()) return out.status();
+  std::string v = out->out;
+  while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) v.pop_back();
+  return v;
+}
+
+Status Zfs::set_property(std::string_view dataset, std::string_view property, std::string_view value) {
+  ZPS_RETURN_IF_ERROR(validate_dataset_name(dataset));
+  static const std::set<std::string_view> kSettable = {"atime", "readonly", "canmount"};
+  static const std::set<std::string_view> kValues = {"on", "off", "noauto"};
+  if (!kSettable.count(property) || !kValues.count(value)) {
+    return Status(Code::kInvalidArgument, "refusing to set " + quote_name(property) + "=" +
+                                              quote_name(value));
+  }
+  std::string assignment = std::string(property) + "=" + std::string(value);
+  return run_zfs({"set", assignment, std::string(dataset)},
+                 "setting " + assignment + " on " + quote_name(dataset))
+      .status();
 }
 
 Result<std::vector<std::string>> Zfs::send_argv(const SendSpec& spec) const {

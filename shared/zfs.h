@@ -102,6 +102,10 @@ class Zfs {
   // `recv -F` refuses a target with snapshots after the stream's source ("most recent
   // snapshot of X does not match incremental source"); OpenZFS would destroy them itself.
   Status rollback(std::string_view snapshot);
+  // One property's value (`zfs get -Hp -o value`), and setting it. Only properties in a
+  // small allow-list (atime, readonly, canmount) can be set.
+  Result<std::string> get_property(std::string_view dataset, std::string_view property);
+  Status set_property(std::string_view dataset, std::string_view property, std::string_view value);
 
   // Starts `zfs send`; the stream is on the process's stdout.
   Result<std::unique_ptr<Process>> start_send(const SendSpec& spec);

@@ -1,0 +1,121 @@
+// A real zpsend cluster for tests: a zps-broker and zps-agents as separate processes on
+// loopback, each agent receiving into its own zfs-fuse pool as if it were its own host,
+// driven through the real zpsctl binary.
+//
+// Everything it starts it stops (SIGTERM, then SIGKILL, by pid); state directories and
+// logs live in the rig's temporary directory, and the logs of every process are
+// printed when a test fails, so a failure can be read without re-running it.
+//
+// Thread-safety: one thread.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shared/process.h"
+#include "shared/status.h"
+#include "tests/support/zfs_rig.h"
+
+namespace zps::test {
+
+struct AgentSpec {
+  std::string id;
+  std::vector<std::string> recv_roots;
+  std::vector<std::string> extra_args;  // e.g. {"--max-recvs", "2"}
+};
+
+struct CtlResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+  nlohmann::json json;  // parsed stdout when it was JSON, else null
+  std::string describe() const;  // for assertion messages
+};
+
+class Cluster {
+ public:
+  // `dir`: where state, logs and key files go (the rig's directory).
+  explicit Cluster(std::string dir, int heartbeat_ms = 200);
+  ~Cluster();
+  Cluster(const Cluster&) = delete;
+  Cluster& operator=(const Cluster&) = delete;
+
+  // Starts the broker on an ephemeral loopback port (later restarts reuse the port and
+  // the state directory). Waits until it listens.
+  Status start_broker(const std::vector<std::string>& extra_args = {});
+  // Stops the broker with `sig` and waits for it to exit.
+  void stop_broker(int sig = 15);
+  Status restart_broker(int sig = 9);
+  pid_t broker_pid() const;
+  const std::string& endpoint() const { return endpoint_; }
+
+  // Starts an agent connected to the broker, with its own data port range and
+  // --zfs-log. Does not wait for registration (see wait_alive).
+  Status start_agent(const AgentSpec& spec);
+  void stop_agent(const std::string& id, int sig = 15);
+  Status restart_agent(const std::string& id);
+  pid_t agent_pid(const std::string& id) const;
+  // Every zfs argv the agent ran, one per line.
+  std::vector<std::string> zfs_commands(const std::string& id) const;
+
+  // Waits until `zpsctl agents` shows each id alive (or not alive).
+  Status wait_alive(const std::vector<std::string>& ids,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  Status wait_dead(const std::string& id,
+                   std::chrono::milliseconds timeout = std::chrono::seconds(15));
+
+  // Runs zpsctl against this cluster's broker; with `json`, --json is passed and stdout
+  // parsed.
+  CtlResult ctl(const std::vector<std::string>& args, bool json = true,
+                std::chrono::seconds timeout = std::chrono::seconds(300));
+  // Starts zpsctl without waiting (for concurrent jobs); collect with finish().
+  std::unique_ptr<Process> ctl_async(const std::vector<std::string>& args, bool json = true);
+  static CtlResult finish(Process& p, bool json = true);
+
+  // All logs so far, for failure messages.
+  std::string logs() const;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  struct Proc {
+    std::unique_ptr<Process> process;
+    std::vector<std::string> argv;
+    std::string log;
+  };
+  Result<std::unique_ptr<Process>> spawn_logged(const std::vector<std::string>& argv,
+                                                const std::string& log);
+  void stop(Proc& p, int sig);
+
+  std::string dir_;
+  int heartbeat_ms_;
+  std::string endpoint_;
+  Proc broker_;
+  std::vector<std::string> broker_extra_;
+  std::map<std::string, Proc> agents_;
+  std::map<std::string, AgentSpec> specs_;
+  uint16_t next_port_;
+};
+
+// A ZfsTest with a cluster: the processes are stopped before the pools are destroyed,
+// and their logs printed when the test failed.
+class ClusterTest : public ZfsTest {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+  Cluster& cluster() { return *cluster_; }
+
+  // Asserting helpers: they throw RigError with the logs when the step fails.
+  void start_broker(const std::vector<std::string>& extra = {});
+  void start_agent(const AgentSpec& spec);
+  void wait_alive(const std::vector<std::string>& ids);
+
+ private:
+  std::unique_ptr<Cluster> cluster_;
+};
+
+}  // namespace zps::test
