@@ -40,7 +40,10 @@ bool valid_type_name(std::string_view t) {
 
 Status Envelope::error_status() const {
   if (ok) return Status::Ok();
-  return Status(code_from_name(err.code), err.msg);
+  // A failed reply is never an ok Status, whatever code name the peer put in it.
+  Code code = code_from_name(err.code);
+  if (code == Code::kOk) code = Code::kInternal;
+  return Status(code, err.msg);
 }
 
 Result<Envelope> decode(const void* sig, size_t sig_size, const void* body, size_t body_size) {

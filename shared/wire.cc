@@ -33,12 +33,12 @@ class ScanVisitor : public msgpack::null_visitor {
   bool visit_str(const char*, uint32_t n) { return check_bytes(n, "string"); }
   bool visit_bin(const char*, uint32_t n) { return check_bytes(n, "binary"); }
   bool visit_ext(const char*, uint32_t n) { return check_bytes(n, "extension"); }
-  bool start_array(uint32_t n) { return open(n, "array"); }
+  bool start_array(uint32_t n) { return open(n, n, "array", "elements"); }
   bool end_array() {
     --depth_;
     return true;
   }
-  bool start_map(uint32_t n) { return open(static_cast<uint64_t>(n) * 2, "map"); }
+  bool start_map(uint32_t n) { return open(static_cast<uint64_t>(n) * 2, n, "map", "entries"); }
   bool end_map() {
     --depth_;
     return true;
@@ -51,14 +51,20 @@ class ScanVisitor : public msgpack::null_visitor {
   const std::string& error() const { return error_; }
 
  private:
-  bool open(uint64_t elements, std::string_view what) {
+  // `elements` counts a map's keys and values; `n` is what the header declared.
+  bool open(uint64_t elements, uint32_t n, std::string_view what, std::string_view unit) {
     if (++depth_ > kMaxDepth) {
       return set("nesting deeper than " + std::to_string(kMaxDepth) + " levels");
     }
     declared_ += elements;
-    if (declared_ > size_ || declared_ > kMaxElements) {
-      return set(std::string(what) + " declares " + std::to_string(elements) +
-                 " elements, more than the " + std::to_string(size_) + "-byte input can hold");
+    const std::string declares =
+        std::string(what) + " declares " + std::to_string(n) + " " + std::string(unit);
+    if (declared_ > size_) {
+      return set(declares + ", more than the " + std::to_string(size_) + "-byte input can hold");
+    }
+    if (declared_ > kMaxElements) {
+      return set(declares + ", more than the limit of " + std::to_string(kMaxElements) +
+                 " elements in one message");
     }
     return true;
   }
@@ -82,7 +88,12 @@ class ScanVisitor : public msgpack::null_visitor {
 
 }  // namespace
 
-Reader::Reader(const msgpack::object& map, std::string path) : path_(std::move(path)) {
+Reader::Reader(const msgpack::object& map, std::string path)
+    : Reader(map, std::move(path), nullptr) {}
+
+Reader::Reader(const msgpack::object& map, std::string path, size_t* budget)
+    : path_(std::move(path)) {
+  if (budget != nullptr) budget_ = budget;
   const std::string where = path_.empty() ? "message" : path_;
   if (map.type != msgpack::type::MAP) {
     fail(where, "a map", map);
@@ -105,6 +116,21 @@ const msgpack::object* Reader::find(std::string_view key) const {
     }
   }
   return nullptr;
+}
+
+bool Reader::charge(uint32_t count, size_t size, const std::string& where) {
+  const uint64_t bytes = static_cast<uint64_t>(count) * size;
+  if (bytes > *budget_) {
+    if (status_.ok()) {
+      status_ = Status(Code::kProtocol,
+                       "field '" + where + "' has " + std::to_string(count) +
+                           " elements, more than fit in the " +
+                           std::to_string(kMaxDecodedBytes >> 20) + " MiB a decoded message may use");
+    }
+    return false;
+  }
+  *budget_ -= bytes;
+  return true;
 }
 
 void Reader::fail(const std::string& where, std::string_view expected, const msgpack::object& got) {

@@ -3,7 +3,8 @@
 // checked. Decoding never trusts a peer: a pre-scan walks the bytes without allocating
 // and refuses input that declares more elements than it could hold, nests too deep or
 // carries oversized strings, and only then does msgpack unpack it (with unpack_limit
-// as a second fence). A wrong shape is an error value naming the field, never an
+// as a second fence); the Reader then refuses vectors whose elements would take more than
+// kMaxDecodedBytes. A wrong shape is an error value naming the field, never an
 // exception.
 //
 //   struct Hello {
@@ -21,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,6 +41,12 @@ inline constexpr size_t kMaxElements = 1 << 20;    // declared array items + map
 inline constexpr size_t kMaxDepth = 12;
 inline constexpr size_t kMaxStringBytes = 1 << 20;
 inline constexpr size_t kMaxMapEntries = 256;      // keys in one struct's map
+// What the vectors of one decoded message may take in memory. An element costs
+// sizeof(T) however little it took on the wire (an empty map is one byte, a JobInfo
+// struct 256), so a vector is checked against this before it is built. Honest messages
+// decode to less than twice their size. With the msgpack tree (up to 32 MiB at
+// kMaxElements) the costliest acceptable message takes about 50 MiB.
+inline constexpr size_t kMaxDecodedBytes = 2 * kMaxMessageBytes;
 
 template <typename T>
 concept HasFields = requires(T& t, int& v) { t.fields(v); };
@@ -114,6 +122,9 @@ class Reader {
  public:
   // `map` must outlive the Reader (it points into the decoder's zone).
   explicit Reader(const msgpack::object& map, std::string path = "");
+  // Nested readers share their parent's budget by pointer, so a Reader stays put.
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
 
   template <typename T>
   void operator()(const char* key, T& out) {
@@ -133,7 +144,11 @@ class Reader {
   }
 
  private:
+  Reader(const msgpack::object& map, std::string path, size_t* budget);
+
   const msgpack::object* find(std::string_view key) const;
+  // Takes `count` elements of `size` bytes from the decoded-size budget, or fails.
+  bool charge(uint32_t count, size_t size, const std::string& where);
   void fail(const std::string& where, std::string_view expected, const msgpack::object& got);
 
   void read(const msgpack::object& o, bool& out, const std::string& where);
@@ -164,6 +179,7 @@ class Reader {
   template <typename T>
   void read(const msgpack::object& o, std::vector<T>& out, const std::string& where) {
     if (o.type != msgpack::type::ARRAY) return fail(where, "an array", o);
+    if (!charge(o.via.array.size, sizeof(T), where)) return;
     out.clear();
     out.reserve(o.via.array.size);
     for (uint32_t i = 0; i < o.via.array.size && status_.ok(); ++i) {
@@ -186,7 +202,7 @@ class Reader {
 
   template <HasFields T>
   void read(const msgpack::object& o, T& out, const std::string& where) {
-    Reader nested(o, where);
+    Reader nested(o, where, budget_);
     if (nested.status_.ok()) out.fields(nested);
     if (!nested.status_.ok()) status_ = nested.status_;
   }
@@ -196,6 +212,8 @@ class Reader {
   const msgpack::object* map_ = nullptr;
   std::string path_;
   Status status_;
+  size_t own_budget_ = kMaxDecodedBytes;  // used by the outermost Reader
+  size_t* budget_ = &own_budget_;
 };
 
 // Checks raw bytes against the limits above without allocating: declared element
