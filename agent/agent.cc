@@ -64,7 +64,7 @@ Status Agent::start() {
   ReceiverConfig rc;
   rc.roots = options_.recv_roots;
   rc.max_recvs = options_.max_recvs;
-  rc.bind_host = options_.data_address;
+  rc.bind_host = options_.data_bind;
   rc.advertise_host = options_.data_address;
   rc.port_lo = options_.data_port_lo;
   rc.port_hi = options_.data_port_hi;

@@ -1,9 +1,12 @@
 #include "agent/options.h"
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <charconv>
+
+#include "shared/ids.h"
 
 namespace zps::agent {
 
@@ -66,7 +69,12 @@ std::string finish_options(Options& o) {
     char host[256] = {};
     if (gethostname(host, sizeof(host) - 1) == 0) o.id = host;
   }
+  if (Status s = validate_agent_id(o.id); !s.ok()) return "--id: " + s.message();
   if (o.data_address.empty()) o.data_address = "127.0.0.1";
+  unsigned char buf[sizeof(struct in6_addr)];
+  const bool numeric = inet_pton(AF_INET, o.data_address.c_str(), buf) == 1 ||
+                       inet_pton(AF_INET6, o.data_address.c_str(), buf) == 1;
+  o.data_bind = numeric ? o.data_address : "*";
   return {};
 }
 

@@ -16,6 +16,9 @@ struct Options {
   std::string broker = "tcp://127.0.0.1:6830";
   std::string id;            // default: the host name
   std::string data_address;  // address senders connect to; default 127.0.0.1
+  // Where data sockets bind: the data address when it is an IP address, else all
+  // interfaces ("*"), so a host name can be advertised.
+  std::string data_bind;
   std::string data_ports = "6831-6931";
   uint16_t data_port_lo = 6831;
   uint16_t data_port_hi = 6931;

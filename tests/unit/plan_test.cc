@@ -246,6 +246,26 @@ void check_hop(const Result<HopPlan>& got, const ExpectHop& want) {
   }
 }
 
+// from_guid names the snapshot the receiver rolls back to under -F: the source's `from`
+// (or the clone's origin), never anything else.
+void check_from_guid(const HopPlan& plan, const SourceView& source) {
+  switch (plan.kind) {
+    case HopKind::kIncremental: {
+      uint64_t want = 0;
+      for (const auto& s : source.snapshots) {
+        if (s.name == plan.from) want = s.guid;
+      }
+      EXPECT_EQ(plan.from_guid, want);
+      break;
+    }
+    case HopKind::kCloneIncremental:
+      EXPECT_EQ(plan.from_guid, source.origin->guid);
+      break;
+    default:
+      EXPECT_EQ(plan.from_guid, 0u);
+  }
+}
+
 void check_error(const Result<HopPlan>& got, const ExpectError& want) {
   ASSERT_FALSE(got.ok()) << "planned " << describe(*got);
   EXPECT_EQ(got.status().code(), want.code) << got.status().to_string();
@@ -260,6 +280,7 @@ TEST_P(PlanTableTest, Plans) {
   Result<HopPlan> got = plan_next_hop(c.source, c.target, c.options);
   if (const auto* hop = std::get_if<ExpectHop>(&c.expect)) {
     check_hop(got, *hop);
+    if (got.ok()) check_from_guid(*got, c.source);
   } else {
     check_error(got, std::get<ExpectError>(c.expect));
   }
@@ -299,11 +320,11 @@ TEST(PlanTest, LongListsOfNewerSnapshotsAreShortened) {
 TEST(PlanTest, DescribeForms) {
   HopPlan p;
   EXPECT_EQ(describe(p), "up to date");
-  p = HopPlan{HopKind::kFull, "", "now", 1, false, 7, {}};
+  p = HopPlan{HopKind::kFull, "", "now", 1, 0, false, 7, {}};
   EXPECT_EQ(describe(p), "full @now");
-  p = HopPlan{HopKind::kIncremental, "now", "now2", 2, false, 6, {}};
+  p = HopPlan{HopKind::kIncremental, "now", "now2", 2, 1, false, 6, {}};
   EXPECT_EQ(describe(p), "-i @now @now2");
-  p = HopPlan{HopKind::kCloneIncremental, "pool/base@s1", "c1", 3, false, 1, {}};
+  p = HopPlan{HopKind::kCloneIncremental, "pool/base@s1", "c1", 3, 9, false, 1, {}};
   EXPECT_EQ(describe(p), "-i pool/base@s1 @c1");
   p.force_receive = true;
   EXPECT_EQ(describe(p), "-i pool/base@s1 @c1 (-F)");
