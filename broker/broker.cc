@@ -105,6 +105,13 @@ void Broker::run(const std::atomic<bool>& stop) {
       }
       fail_orphaned_jobs(now);
       release_locks_when_settled(now);
+      // A burst of junk is logged by its first message; without this line the log would
+      // go on saying "dropped 1" after the burst ended.
+      if (malformed_ != malformed_reported_ && now - last_malformed_log_ > std::chrono::seconds(5)) {
+        last_malformed_log_ = now;
+        malformed_reported_ = malformed_;
+        spdlog::warn("dropped {} malformed message(s) so far", malformed_);
+      }
     }
   }
   spdlog::info("shutting down: state is in {}", store_->path());
@@ -115,6 +122,7 @@ void Broker::on_message(const Inbound& in, Time now) {
     ++malformed_;
     if (now - last_malformed_log_ > std::chrono::seconds(5)) {
       last_malformed_log_ = now;
+      malformed_reported_ = malformed_;
       spdlog::warn("dropped {} malformed message(s) so far; the last from peer {} ({}): {}",
                    malformed_, peer_label(in.peer), in.peer_address, in.message.status().message());
     }
@@ -199,7 +207,12 @@ void Broker::on_hello(const Inbound& in, const proto::Envelope& e, Time now) {
     if (valid.ok()) valid = validate_dataset_name(root).with_context("receive root");
   }
   if (!valid.ok()) {
-    spdlog::warn("refused hello from {}: {}", in.peer_address, valid.message());
+    ++refused_hellos_;
+    if (now - last_refused_hello_log_ > std::chrono::seconds(5)) {
+      last_refused_hello_log_ = now;
+      spdlog::warn("refused hello from {}: {} ({} refused so far)", in.peer_address,
+                   valid.message(), refused_hellos_);
+    }
     return reply_error(in, e.id, valid);
   }
   const bool back = registry_.on_hello(*hello, in.peer, in.peer_address, now);

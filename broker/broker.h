@@ -104,8 +104,13 @@ class Broker {
   uint64_t request_seq_ = 0;
   uint64_t next_job_id_ = 1;
   uint64_t malformed_ = 0;
+  uint64_t malformed_reported_ = 0;  // malformed_ as of the last log line
   Time last_heartbeat_{};
   Time last_malformed_log_{};
+  // Refused hellos are well-formed messages any peer can send in bulk: counted, and
+  // logged at most every few seconds like malformed ones.
+  uint64_t refused_hellos_ = 0;
+  Time last_refused_hello_log_{};
   Time started_{};
 };
 
