@@ -9,6 +9,7 @@
 
 #include "ctl/commands.h"
 #include "ctl/exit_codes.h"
+#include "ctl/keygen.h"
 #include "ctl/options.h"
 #include "shared/signals.h"
 #include "shared/version.h"
@@ -21,6 +22,7 @@ struct Parsed {
   GlobalOptions global;
   ReplicateOptions replicate;
   JobsOptions jobs;
+  KeygenOptions keygen;
   std::string agent_dataset;
   uint64_t job = 0;
 };
@@ -34,6 +36,7 @@ struct Commands {
   CLI::App* watch;
   CLI::App* cancel;
   CLI::App* locks;
+  CLI::App* keygen;
 };
 
 CLI::App* add_command(CLI::App& app, const char* name, const char* help) {
@@ -87,6 +90,10 @@ Commands build(CLI::App& app, Parsed& p) {
   c.cancel = add_command(app, "cancel", "cancel a running job");
   add_job_id(c.cancel, p.job);
   c.locks = add_command(app, "locks", "held locks");
+  c.keygen = add_command(app, "keygen",
+                         "write a CURVE key pair (PREFIX.key, PREFIX.pub); needs no broker");
+  c.keygen->add_option("--out", p.keygen.out, "file prefix, e.g. /etc/zpsend/node1")
+      ->capture_default_str();
   return c;
 }
 
@@ -99,6 +106,7 @@ int dispatch(const Commands& c, const Parsed& p, Context& ctx) {
   if (c.watch->parsed()) return cmd_watch(ctx, p.job);
   if (c.cancel->parsed()) return cmd_cancel(ctx, p.job);
   if (c.locks->parsed()) return cmd_locks(ctx);
+  if (c.keygen->parsed()) return cmd_keygen(ctx, p.keygen);
   return kExitUsage;  // require_subcommand(1) makes this unreachable
 }
 

@@ -26,4 +26,8 @@ struct JobsOptions {
   bool all = false;
 };
 
+struct KeygenOptions {
+  std::string out = "zpsend";  // writes zpsend.key and zpsend.pub
+};
+
 }  // namespace zps::ctl
