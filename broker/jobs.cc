@@ -343,12 +343,17 @@ void Broker::forward_in_job(const std::string& agent, const Inbound& in, const p
                        : std::chrono::duration_cast<Clock::duration>(kForwardTimeout));
   call.what = e.type + " of job " + std::to_string(job->id);
   pending_.add(rid, std::move(call));
-  std::string body = e.type == proto::PrepareRequest::kType ? proto::with_field(e, "sender", agent)
-                                                            : std::string();
-  if (!body.empty()) {
-    auto stamped = proto::decode(proto::kSignature.data(), proto::kSignature.size(), body.data(),
-                                 body.size());
-    body = stamped.ok() ? proto::with_id(*stamped, rid) : std::string();
+  std::string body;
+  if (e.type == proto::PrepareRequest::kType) {
+    // Re-encoded from the checked struct, with the sender stamped by the broker: the
+    // receiver trusts `sender` because only the broker sets it.
+    auto prep = e.as<proto::PrepareRequest>();
+    if (!prep.ok()) {
+      pending_.take(rid);
+      return reply_error(in, e.id, prep.status());
+    }
+    prep->sender = agent;
+    body = proto::encode_request(*prep, rid);
   } else {
     body = proto::with_id(e, rid);
   }
