@@ -191,6 +191,7 @@ proto::Load Agent::load() const {
   proto::Load l;
   l.recvs = receiver_->active();
   l.active_recvs = static_cast<uint32_t>(l.recvs.size());
+  l.peak_recvs = receiver_->peak_concurrent();
   l.jobs = sender_->running();
   l.running_jobs = static_cast<uint32_t>(l.jobs.size());
   return l;

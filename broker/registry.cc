@@ -78,6 +78,7 @@ proto::AgentInfo AgentRegistry::info(const AgentEntry& e, Clock::time_point now)
   a.recv_roots = e.hello.recv_roots;
   a.active_recvs = e.load.active_recvs;
   a.max_recvs = e.hello.max_recvs;
+  a.peak_recvs = e.load.peak_recvs;
   a.running_jobs = e.load.running_jobs;
   a.data_address = e.hello.data_address;
   a.pools = e.pools;

@@ -17,6 +17,7 @@ nlohmann::ordered_json agents_json(const std::vector<proto::AgentInfo>& agents) 
                    {"recv_roots", a.recv_roots},
                    {"active_recvs", a.active_recvs},
                    {"max_recvs", a.max_recvs},
+                   {"peak_recvs", a.peak_recvs},
                    {"version", a.version},
                    {"running_jobs", a.running_jobs},
                    {"data_address", a.data_address},

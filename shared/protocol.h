@@ -104,12 +104,16 @@ struct ActiveRecv {
 
 struct Load {
   uint32_t active_recvs = 0;
+  // Most receives this agent ran at the same time since it started: shows that a
+  // receiver really takes many receives at once.
+  uint32_t peak_recvs = 0;
   uint32_t running_jobs = 0;
   std::vector<ActiveRecv> recvs;
   std::vector<uint64_t> jobs;  // jobs this agent runs as sender
   template <class V>
   void fields(V& v) {
     v("active_recvs", active_recvs);
+    v("peak_recvs", peak_recvs);
     v("running_jobs", running_jobs);
     v("recvs", recvs);
     v("jobs", jobs);
@@ -124,6 +128,7 @@ struct AgentInfo {
   std::vector<std::string> recv_roots;
   uint32_t active_recvs = 0;
   uint32_t max_recvs = 0;
+  uint32_t peak_recvs = 0;  // see Load
   uint32_t running_jobs = 0;
   std::string data_address;
   std::vector<PoolSpace> pools;
@@ -137,6 +142,7 @@ struct AgentInfo {
     v("recv_roots", recv_roots);
     v("active_recvs", active_recvs);
     v("max_recvs", max_recvs);
+    v("peak_recvs", peak_recvs);
     v("running_jobs", running_jobs);
     v("data_address", data_address);
     v("pools", pools);
@@ -556,8 +562,10 @@ struct PrepareRequest {
   bool force = false;   // zfs recv -F
   uint64_t to_guid = 0;
   std::string snapshot;  // short name of the snapshot the hop delivers
-  // With force: roll the target back to its snapshot with this guid (the common one)
-  // before receiving; zfs-fuse's recv -F does not do it for incremental streams.
+  // An incremental's base (the common snapshot), 0 for full streams. With force: roll
+  // the target back to it before receiving (zfs-fuse's recv -F does not do it for
+  // incremental streams). Without: it must be the target's latest snapshot, and
+  // changes made since it are discarded (recv -F).
   uint64_t rollback_guid = 0;
   std::string sender;    // sending agent's id (stamped by the broker)
   template <class V>

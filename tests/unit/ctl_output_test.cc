@@ -76,6 +76,7 @@ proto::AgentInfo sample_agent() {
   a.recv_roots = {"backup", "tank/recv"};
   a.active_recvs = 1;
   a.max_recvs = 4;
+  a.peak_recvs = 3;
   a.running_jobs = 0;
   a.data_address = "10.0.0.2";
   a.pools = {{"backup", 1ull << 40}};
@@ -248,6 +249,7 @@ TEST(CtlJsonTest, AgentsHaveTheContractFields) {
   EXPECT_EQ(a["recv_roots"], json::array({"backup", "tank/recv"}));
   EXPECT_EQ(a["active_recvs"], 1);
   EXPECT_EQ(a["max_recvs"], 4);
+  EXPECT_EQ(a["peak_recvs"], 3);
   for (const char* k : {"version", "running_jobs", "data_address", "last_seen_ms", "pools"}) {
     EXPECT_TRUE(a.contains(k)) << k;
   }

@@ -64,6 +64,7 @@ Capabilities every_capability() {
 Load busy_load() {
   Load l;
   l.active_recvs = 2;
+  l.peak_recvs = 3;
   l.running_jobs = 1;
   l.recvs = {{11, "backup/zones/node1/zones/a", 5}, {12, "backup/zones/node1/zones/b", 6}};
   l.jobs = {11, std::numeric_limits<uint64_t>::max()};
@@ -79,6 +80,7 @@ AgentInfo agent_info(const char* id) {
   a.recv_roots = {"backup/zones", "tank/recv"};
   a.active_recvs = 1;
   a.max_recvs = 4;
+  a.peak_recvs = 3;
   a.running_jobs = 2;
   a.data_address = "10.0.0.2";
   a.pools = {pool("backup", 1ull << 40), pool("tank", 0xfffffffffffull)};
