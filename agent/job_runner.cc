@@ -289,7 +289,10 @@ Status JobRunner::run_hop(BusClient& bus, const DatasetTask& task, const HopPlan
   prep_req.force = plan.force_receive;
   prep_req.to_guid = plan.to_guid;
   prep_req.snapshot = plan.to;
-  if (plan.force_receive && plan.kind == HopKind::kIncremental) prep_req.rollback_guid = plan.from_guid;
+  // Every incremental names its base: the receiver discards changes made on the target
+  // since then (a received child's mountpoint directory is one), or with force rolls
+  // back to it.
+  if (plan.kind == HopKind::kIncremental) prep_req.rollback_guid = plan.from_guid;
   auto prep = bus.call(prep_req, config_.prepare_timeout, &cancel_);
   Status result;
   proto::RecvResultReply verdict;

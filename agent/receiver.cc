@@ -19,6 +19,25 @@ std::string hop_label(uint64_t job, uint32_t hop) {
   return "job " + std::to_string(job) + " hop " + std::to_string(hop);
 }
 
+// Without force, an incremental's base must still be the target's latest snapshot:
+// the planner saw it so, but someone may have snapshotted the target since.
+Status check_base_is_latest(Zfs& zfs, const proto::PrepareRequest& req) {
+  auto snaps = zfs.list_snapshots(req.dataset);
+  if (!snaps.ok()) return snaps.status();
+  if (!snaps->empty() && snaps->back().guid == req.rollback_guid) return Status::Ok();
+  for (const auto& s : *snaps) {
+    if (s.guid != req.rollback_guid) continue;
+    return Status(Code::kTargetNewer,
+                  "target " + req.dataset + " got snapshots after @" + s.name +
+                      ", the base of this incremental, while the job ran (the latest is @" +
+                      snaps->back().name + "); run again to see them, or with --force to "
+                      "roll them back");
+  }
+  return Status(Code::kDiverged, "target " + req.dataset + " no longer has the base of this "
+                                 "incremental (guid " + std::to_string(req.rollback_guid) +
+                                 "); run again to re-plan");
+}
+
 }  // namespace
 
 struct Receiver::Session {
@@ -152,6 +171,11 @@ Status Receiver::check_admission(const proto::PrepareRequest& req) {
     for (const auto& [id, s] : sessions_) {
       if (!s->done && s->dataset == req.dataset) holder = s->job;
     }
+    if (holder == req.job) {
+      // The same job retrying while its earlier try still finishes: worth another try.
+      return Status(Code::kUnavailable, "dataset " + req.dataset +
+                                            " is still receiving an earlier try of this job");
+    }
     return Status(Code::kRefused, "dataset " + req.dataset + " is already receiving (job " +
                                       std::to_string(holder) +
                                       "); a second receive into it is refused");
@@ -217,8 +241,15 @@ Result<proto::PrepareReply> Receiver::prepare(const proto::PrepareRequest& req) 
   }
   if (req.force && req.rollback_guid != 0) {
     if (Status r = roll_back_for(req); !r.ok()) return undo(r);
+  } else if (req.rollback_guid != 0) {
+    if (Status r = check_base_is_latest(zfs_, req); !r.ok()) return undo(r);
   }
-  auto recv = zfs_.start_recv(RecvSpec{req.dataset, req.force});
+  // An incremental is received with -F even without force: receiving a child dataset
+  // mounts it, which creates its mountpoint directory in the parent, and a plain recv
+  // then refuses the parent's next incremental ("modified since most recent
+  // snapshot"). The base was just checked to be the latest snapshot, so -F discards
+  // only changes made since it, never a snapshot.
+  auto recv = zfs_.start_recv(RecvSpec{req.dataset, req.force || req.rollback_guid != 0});
   if (!recv.ok()) return undo(recv.status());
   s->recv = std::move(*recv);
   const std::string token = pipe::make_token();
@@ -250,6 +281,10 @@ void Receiver::run_session(Session* s) {
     // Kill before closing stdin: zfs recv must not see a clean end of a cut stream.
     s->recv->kill(SIGKILL);
     ExitStatus st = s->recv->wait();
+    // Then close it at once: zfs-fuse's zfs hands the descriptor to its daemon, which
+    // goes on receiving after the kill and keeps the dataset busy until it reads EOF
+    // (and the session, with this pipe, is kept for minutes).
+    s->recv->close_stdin();
     std::string reason;
     {
       std::lock_guard<std::mutex> lock(mu_);
