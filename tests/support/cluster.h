@@ -53,6 +53,11 @@ class Cluster {
   Status restart_broker(int sig = 9);
   pid_t broker_pid() const;
   const std::string& endpoint() const { return endpoint_; }
+  // The broker's --heartbeat-ms for the next start_broker() (the agents learn it from
+  // the broker's hello reply); e.g. 1000, the programs' default, to time the real
+  // liveness window.
+  void set_heartbeat_ms(int ms) { heartbeat_ms_ = ms; }
+  int heartbeat_ms() const { return heartbeat_ms_; }
 
   // Starts an agent connected to the broker, with its own data port range and
   // --zfs-log. Does not wait for registration (see wait_alive).
