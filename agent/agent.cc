@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <random>
 
 #include "shared/names.h"
 #include "shared/version.h"
@@ -30,7 +31,10 @@ std::string join(const std::vector<std::string>& v) {
 }  // namespace
 
 Agent::Agent(Options options, zmq::context_t& ctx)
-    : options_(std::move(options)), ctx_(ctx), zfs_(options_.zfs, options_.zpool) {
+    : options_(std::move(options)),
+      ctx_(ctx),
+      zfs_(options_.zfs, options_.zpool),
+      instance_(std::random_device{}() * 0x100000000ULL + std::random_device{}()) {
   bus_endpoint_ = "inproc://zps-agent-bus-" + std::to_string(reinterpret_cast<uintptr_t>(this));
 }
 
@@ -167,6 +171,7 @@ void Agent::send_hello(Clock::time_point now) {
   h.max_recvs = static_cast<uint32_t>(options_.max_recvs);
   h.caps = caps_;
   h.load = load();
+  h.instance = instance_;
   hello_id_ = next_request_id();
   // Not connected yet (ZMQ_IMMEDIATE refused it): try again soon. Sent but unanswered:
   // back off, the broker may be starting or overloaded.

@@ -68,6 +68,7 @@ class Agent {
   std::mutex zfs_log_mu_;
   std::ofstream zfs_log_;
 
+  const uint64_t instance_;  // random, per process (see proto::Hello::instance)
   bool registered_ = false;
   uint64_t hello_id_ = 0;
   std::chrono::milliseconds heartbeat_{1000};

@@ -215,6 +215,15 @@ void Broker::on_hello(const Inbound& in, const proto::Envelope& e, Time now) {
     }
     return reply_error(in, e.id, valid);
   }
+  if (Status in_use = registry_.admit(*hello, in.peer, now); !in_use.ok()) {
+    ++refused_hellos_;
+    if (now - last_refused_hello_log_ > std::chrono::seconds(5)) {
+      last_refused_hello_log_ = now;
+      spdlog::warn("refused hello from {}: {} ({} refused so far)", in.peer_address,
+                   in_use.message(), refused_hellos_);
+    }
+    return reply_error(in, e.id, in_use);
+  }
   const bool back = registry_.on_hello(*hello, in.peer, in.peer_address, now);
   AgentRecord rec{hello->agent,     hello->host,      hello->version, hello->data_address,
                   hello->recv_roots, hello->max_recvs, 0};

@@ -2,6 +2,20 @@
 
 namespace zps::broker {
 
+Status AgentRegistry::admit(const proto::Hello& hello, const std::string& peer,
+                            Clock::time_point now) const {
+  auto it = agents_.find(hello.agent);
+  if (it == agents_.end()) return Status::Ok();
+  const AgentEntry& e = it->second;
+  const bool other_process = e.alive && e.peer != peer && e.hello.instance != 0 &&
+                             hello.instance != 0 && e.hello.instance != hello.instance;
+  if (!other_process || now - e.last_seen > heartbeat_ * 3 / 2) return Status::Ok();
+  return Status(Code::kRefused,
+                "agent id " + hello.agent + " is in use by another running zps-agent (registered from " +
+                    (e.peer_address.empty() ? e.hello.host : e.peer_address) +
+                    "); give every agent its own --id");
+}
+
 bool AgentRegistry::on_hello(const proto::Hello& hello, const std::string& peer,
                              const std::string& peer_address, Clock::time_point now) {
   AgentEntry& e = agents_[hello.agent];

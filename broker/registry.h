@@ -36,6 +36,11 @@ class AgentRegistry {
   AgentRegistry(std::chrono::milliseconds heartbeat, int liveness)
       : heartbeat_(heartbeat), liveness_(liveness) {}
 
+  // kRefused when another process still heartbeats under the same id: a hello from a
+  // different instance is taken only once the registered one has been silent for more
+  // than one and a half heartbeat intervals (a restart waits that long, a duplicate
+  // --id is refused for good).
+  Status admit(const proto::Hello& hello, const std::string& peer, Clock::time_point now) const;
   // Records a hello; returns true when the agent was not alive before (new or back).
   bool on_hello(const proto::Hello& hello, const std::string& peer,
                 const std::string& peer_address, Clock::time_point now);

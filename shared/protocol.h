@@ -236,8 +236,12 @@ struct Hello {
   uint32_t max_recvs = 0;
   Capabilities caps;
   Load load;
+  // Random per agent process: tells a restarted agent from a second process started
+  // with the same --id by mistake.
+  uint64_t instance = 0;
   template <class V>
   void fields(V& v) {
+    v("instance", instance);
     v("agent", agent);
     v("host", host);
     v("version", version);

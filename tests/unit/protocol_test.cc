@@ -142,6 +142,7 @@ ZPS_SAMPLE(Hello) {
   h.max_recvs = 8;
   h.caps = every_capability();
   h.load = busy_load();
+  h.instance = 0x0123456789abcdefULL;
   return h;
 }
 ZPS_SAMPLE(HelloReply) {
