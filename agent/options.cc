@@ -18,6 +18,9 @@ void add_options(CLI::App& app, Options& o) {
   app.add_option("--id", o.id, "this agent's name in the fleet (default: host name)");
   app.add_option("--data-address", o.data_address,
                  "address senders use to reach this agent's data ports (default: 127.0.0.1)");
+  app.add_option("--data-bind", o.data_bind,
+                 "address data sockets bind to (default: --data-address when it is an IP "
+                 "address, else all interfaces)");
   app.add_option("--data-ports", o.data_ports, "port range LO-HI for data pipes")
       ->capture_default_str();
   app.add_option("--recv-root", o.recv_roots,
@@ -74,7 +77,7 @@ std::string finish_options(Options& o) {
   unsigned char buf[sizeof(struct in6_addr)];
   const bool numeric = inet_pton(AF_INET, o.data_address.c_str(), buf) == 1 ||
                        inet_pton(AF_INET6, o.data_address.c_str(), buf) == 1;
-  o.data_bind = numeric ? o.data_address : "*";
+  if (o.data_bind.empty()) o.data_bind = numeric ? o.data_address : "*";
   return {};
 }
 
