@@ -227,9 +227,15 @@ void Agent::on_broker_message(const Inbound& in, Clock::time_point now) {
   if (e.is_reply()) {
     if (e.re == hello_id_) {
       if (!e.ok) {
-        spdlog::error("the broker refused registration: {}", e.err.msg);
+        // Asked again soon: a refusal because this id's previous process has not yet
+        // fallen silent at the broker clears within a heartbeat or two. Logged once per
+        // distinct reason, not on every try.
+        if (e.err.msg != last_refusal_) spdlog::error("the broker refused registration: {}", e.err.msg);
+        last_refusal_ = e.err.msg;
+        hello_backoff_ = std::chrono::milliseconds(250);
         return;
       }
+      if (!last_refusal_.empty()) last_refusal_.clear();
       auto r = e.as<proto::HelloReply>();
       if (r.ok() && r->heartbeat_ms > 0) heartbeat_ = std::chrono::milliseconds(r->heartbeat_ms);
       if (r.ok() && r->liveness > 0) liveness_ = static_cast<int>(r->liveness);

@@ -70,6 +70,7 @@ class Agent {
 
   const uint64_t instance_;  // random, per process (see proto::Hello::instance)
   bool registered_ = false;
+  std::string last_refusal_;  // the broker's last reason for refusing our hello
   uint64_t hello_id_ = 0;
   std::chrono::milliseconds heartbeat_{1000};
   int liveness_ = 3;
