@@ -105,10 +105,12 @@ pid_t Cluster::broker_pid() const { return broker_.process ? broker_.process->pi
 Status Cluster::start_agent(const AgentSpec& spec) {
   specs_[spec.id] = spec;
   const uint16_t lo = next_port_;
-  next_port_ = static_cast<uint16_t>(next_port_ + 40);
+  next_port_ = static_cast<uint16_t>(next_port_ + kDataPortsPerAgent);
+  data_port_lo_[spec.id] = lo;
   std::vector<std::string> argv = {bin_path("zps-agent"), "--broker", endpoint_, "--id", spec.id,
                                    "--data-ports",
-                                   std::to_string(lo) + "-" + std::to_string(lo + 39),
+                                   std::to_string(lo) + "-" +
+                                       std::to_string(lo + kDataPortsPerAgent - 1),
                                    "--zfs-log", dir_ + "/" + spec.id + ".zfs.log",
                                    "--log-level", "debug"};
   for (const auto& r : spec.recv_roots) {
@@ -143,6 +145,11 @@ Status Cluster::restart_agent(const std::string& id) {
 pid_t Cluster::agent_pid(const std::string& id) const {
   auto it = agents_.find(id);
   return it == agents_.end() || !it->second.process ? -1 : it->second.process->pid();
+}
+
+uint16_t Cluster::data_port_lo(const std::string& id) const {
+  auto it = data_port_lo_.find(id);
+  return it == data_port_lo_.end() ? 0 : it->second;
 }
 
 std::vector<std::string> Cluster::zfs_commands(const std::string& id) const {

@@ -65,6 +65,10 @@ class Cluster {
   void stop_agent(const std::string& id, int sig = 15);
   Status restart_agent(const std::string& id);
   pid_t agent_pid(const std::string& id) const;
+  // The agent's --data-ports range as the cluster gave it (kDataPortsPerAgent ports
+  // from this one), e.g. for a proxy in front of them; 0 for an unknown agent.
+  static constexpr uint16_t kDataPortsPerAgent = 40;
+  uint16_t data_port_lo(const std::string& id) const;
   // Every zfs argv the agent ran, one per line.
   std::vector<std::string> zfs_commands(const std::string& id) const;
 
@@ -103,6 +107,7 @@ class Cluster {
   std::vector<std::string> broker_extra_;
   std::map<std::string, Proc> agents_;
   std::map<std::string, AgentSpec> specs_;
+  std::map<std::string, uint16_t> data_port_lo_;
   uint16_t next_port_;
 };
 
