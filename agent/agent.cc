@@ -39,13 +39,39 @@ Agent::Agent(Options options, zmq::context_t& ctx)
 }
 
 Agent::~Agent() {
-  // Order matters: jobs and sessions use the bus, which the main loop no longer serves.
+  // Order matters: jobs and sessions use the bus, which the main loop no longer serves;
+  // the data sockets close before their ZAP handler stops.
   sender_.reset();
   receiver_.reset();
   tasks_.reset();
+  broker_.reset();
+  zap_.reset();
+}
+
+Status Agent::setup_security() {
+  const std::string port = std::to_string(options_.data_port_lo);
+  auto tcp = [&](const std::string& host) {
+    return "tcp://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + port;
+  };
+  auto security = load_client_security(
+      options_.security, {options_.broker, tcp(options_.data_bind), tcp(options_.data_address)},
+      "zps-agent");
+  if (!security.ok()) return security.status();
+  security_ = std::move(*security);
+  if (!security_.curve()) return Status::Ok();
+  ZapHandler::Options zo;
+  zo.observer = log_zap_refusals("data connection");
+  auto zap = ZapHandler::start(ctx_, zap_keys_.policy(), std::move(zo));
+  if (!zap.ok()) return zap.status();
+  zap_ = std::move(*zap);
+  spdlog::info("CURVE on: public key {}, broker key {}", security_.own->public_z85,
+               security_.broker_key);
+  return Status::Ok();
 }
 
 Status Agent::start() {
+  // First, before any socket exists: keys, or the permission to run in plaintext.
+  ZPS_RETURN_IF_ERROR(setup_security());
   if (!options_.zfs_log.empty()) {
     zfs_log_.open(options_.zfs_log, std::ios::app);
     if (!zfs_log_) return Status(Code::kIoError, "cannot open --zfs-log " + options_.zfs_log);
@@ -74,6 +100,10 @@ Status Agent::start() {
   rc.port_hi = options_.data_port_hi;
   rc.pipe.stall_timeout = std::chrono::milliseconds(options_.stall_timeout_ms);
   rc.bus_endpoint = bus_endpoint_;
+  if (security_.curve()) {
+    rc.keys = security_.own;
+    rc.zap_keys = &zap_keys_;
+  }
   receiver_ = std::make_unique<Receiver>(zfs_, ctx_, rc);
   ZPS_RETURN_IF_ERROR(receiver_->prepare_roots());
 
@@ -84,6 +114,7 @@ Status Agent::start() {
   sc.hop_attempts = options_.hop_attempts;
   sc.retry_backoff = std::chrono::milliseconds(options_.retry_backoff_ms);
   sc.pipe.stall_timeout = std::chrono::milliseconds(options_.stall_timeout_ms);
+  sc.keys = security_.own;
   sender_ = std::make_unique<Sender>(zfs_, ctx_, sc);
   tasks_ = std::make_unique<TaskPool>(ctx_, bus_endpoint_, kTaskThreads);
   refresh_pools();
@@ -102,6 +133,8 @@ void Agent::connect_broker() {
   broker_->set(zmq::sockopt::immediate, 1);
   broker_->set(zmq::sockopt::reconnect_ivl, 200);
   broker_->set(zmq::sockopt::reconnect_ivl_max, 2000);
+  // Checked at startup (setup_security): the keys are valid, so this cannot fail.
+  if (Status s = security_.apply(*broker_); !s.ok()) spdlog::error("{}", s.message());
   broker_->connect(options_.broker);
 }
 

@@ -24,6 +24,8 @@
 #include "agent/sender.h"
 #include "agent/tasks.h"
 #include "shared/channel.h"
+#include "shared/program_keys.h"
+#include "shared/zap.h"
 #include "shared/zfs.h"
 
 namespace zps::agent {
@@ -41,6 +43,9 @@ class Agent {
  private:
   using Clock = std::chrono::steady_clock;
 
+  // Loads the keys, or checks that plaintext is allowed; starts the ZAP handler of the
+  // data sockets under CURVE.
+  Status setup_security();
   void connect_broker();
   void send_hello(Clock::time_point now);
   void send_heartbeat();
@@ -55,6 +60,11 @@ class Agent {
   Options options_;
   zmq::context_t& ctx_;
   Zfs zfs_;
+  ClientSecurity security_;
+  // Under CURVE: which key each receive session's data socket accepts, and the ZAP
+  // handler that asks it (destroyed after the receiver's sockets: see ~Agent).
+  ZapKeyRegistry zap_keys_;
+  std::unique_ptr<ZapHandler> zap_;
   std::string bus_endpoint_;
   std::unique_ptr<zmq::socket_t> bus_;     // inproc ROUTER for worker threads
   std::unique_ptr<zmq::socket_t> broker_;  // DEALER to the broker

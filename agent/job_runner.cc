@@ -6,6 +6,7 @@
 #include <csignal>
 #include <thread>
 
+#include "shared/curve.h"
 #include "shared/names.h"
 
 namespace zps::agent {
@@ -314,12 +315,21 @@ Status JobRunner::run_hop(BusClient& bus, const DatasetTask& task, const HopPlan
 Status JobRunner::stream_hop(BusClient& bus, const DatasetTask& task, const HopPlan& plan,
                              uint32_t n, const proto::PrepareReply& prep,
                              proto::RecvResultReply& verdict) {
+  if (config_.keys && prep.server_key.empty()) {
+    settle_session(bus, prep.session, "the sender has no key to check the receiver by");
+    return Status(Code::kRefused, "the broker named no key for receiver " + job_.target_agent +
+                                      "; this agent sends only over CURVE");
+  }
   auto send = zfs_.start_send(send_spec(task, plan));
   if (!send.ok()) {
     settle_session(bus, prep.session, "zfs send could not start");
     return send.status();
   }
-  auto pipe = pipe::PipeSender::connect(ctx_, prep.endpoint, prep.token, config_.pipe);
+  pipe::Options pipe_options = config_.pipe;
+  if (config_.keys) {
+    pipe_options.configure_socket = curve_client_setup(*config_.keys, prep.server_key);
+  }
+  auto pipe = pipe::PipeSender::connect(ctx_, prep.endpoint, prep.token, pipe_options);
   if (!pipe.ok()) {
     (*send)->kill(SIGKILL);
     (*send)->wait();

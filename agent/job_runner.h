@@ -24,6 +24,7 @@
 
 #include "agent/bus.h"
 #include "shared/pipe.h"
+#include "shared/keys.h"
 #include "shared/plan.h"
 #include "shared/protocol.h"
 #include "shared/zfs.h"
@@ -39,6 +40,9 @@ struct SenderConfig {
   std::chrono::milliseconds prepare_timeout{std::chrono::seconds(60)};
   pipe::Options pipe;
 };
+  // CURVE: this agent's keys; the data pipe is then a CURVE client of the receiver's
+  // key, which the broker took from its authorized keys (PrepareReply::server_key).
+  std::optional<KeyPair> keys;
 
 // One dataset to bring up to date: where it comes from and where it goes.
 struct DatasetTask {

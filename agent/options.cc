@@ -47,6 +47,15 @@ void add_options(CLI::App& app, Options& o) {
                  "abort a data pipe that moves nothing for this long")
       ->capture_default_str()
       ->check(CLI::Range(100, 3600000));
+  app.add_option("--key", o.security.key,
+                 "this agent's key pair: PREFIX.key from 'zpsctl keygen --out PREFIX' "
+                 "(turns on CURVE; needs --broker-key)");
+  app.add_option("--broker-key", o.security.broker_key,
+                 "the broker's public key: its .pub file or the 40-character key")
+      ->envname("ZPS_BROKER_KEY");
+  app.add_flag("--insecure", o.security.insecure,
+               "run without keys even when the broker or data address is not loopback "
+               "(plaintext)");
   app.add_option("--log-format", o.log_format, "text or json")
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "json"}));

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "shared/program_keys.h"
+
 namespace CLI {
 class App;
 }
@@ -32,6 +34,8 @@ struct Options {
   int hop_attempts = 5;      // tries of a hop before its job fails
   int retry_backoff_ms = 1000;
   int stall_timeout_ms = 30000;
+  // Security (shared/program_keys.h): --key, --broker-key, --insecure.
+  SecurityFlags security;
   std::string log_format = "text";
   std::string log_level = "info";
 };

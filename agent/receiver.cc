@@ -6,6 +6,7 @@
 #include <csignal>
 
 #include "agent/bus.h"
+#include "shared/curve.h"
 #include "shared/names.h"
 
 namespace zps::agent {
@@ -50,6 +51,7 @@ struct Receiver::Session {
   std::string snapshot;
   std::string sender;
   std::unique_ptr<Process> recv;
+  ScopedZapKey zap_key;  // released after the listener (declared before it)
   std::unique_ptr<pipe::PipeListener> listener;
   std::atomic<bool> cancel{false};
   // Guarded by Receiver::mu_.
@@ -228,6 +230,10 @@ Result<proto::PrepareReply> Receiver::prepare(const proto::PrepareRequest& req) 
     --running_;
     return why;
   };
+  // Before anything is created or spawned: under CURVE a prepare without the sender's
+  // key is refused.
+  auto pipe_options = session_pipe(s.get(), req);
+  if (!pipe_options.ok()) return undo(pipe_options.status());
   const std::string parent(parent_dataset(req.dataset));
   if (req.dataset != root_of(req.dataset) && !parent.empty()) {
     auto exists = zfs_.exists(parent);
@@ -254,7 +260,7 @@ Result<proto::PrepareReply> Receiver::prepare(const proto::PrepareRequest& req) 
   s->recv = std::move(*recv);
   const std::string token = pipe::make_token();
   auto listener = pipe::PipeListener::bind(ctx_, config_.bind_host, config_.advertise_host,
-                                           config_.port_lo, config_.port_hi, token, config_.pipe);
+                                           config_.port_lo, config_.port_hi, token, *pipe_options);
   if (!listener.ok()) {
     s->recv->kill(SIGKILL);
     s->recv->wait();
@@ -262,7 +268,8 @@ Result<proto::PrepareReply> Receiver::prepare(const proto::PrepareRequest& req) 
   }
   s->listener = std::move(*listener);
 
-  proto::PrepareReply reply{s->listener->endpoint(), token, s->id};
+  proto::PrepareReply reply{s->listener->endpoint(), token, s->id,
+                            config_.keys ? config_.keys->public_z85 : std::string()};
   spdlog::info("receiving {}@{} from {} ({}, {}{}) on {}", s->dataset, s->snapshot, s->sender,
                hop_label(s->job, s->hop), "fence " + std::to_string(s->fence),
                req.force ? ", -F" : "", reply.endpoint);
@@ -271,6 +278,22 @@ Result<proto::PrepareReply> Receiver::prepare(const proto::PrepareRequest& req) 
   sessions_[raw->id] = std::move(s);
   raw->thread = std::thread([this, raw] { run_session(raw); });
   return reply;
+}
+
+Result<pipe::Options> Receiver::session_pipe(Session* s, const proto::PrepareRequest& req) {
+  pipe::Options options = config_.pipe;
+  if (!config_.keys || config_.zap_keys == nullptr) return options;
+  if (req.sender_key.empty()) {
+    return Status(Code::kRefused, "the prepare for " + req.dataset +
+                                      " names no sender key; this agent receives only over "
+                                      "CURVE (is the broker running with --key?)");
+  }
+  const std::string domain = data_zap_domain(std::to_string(s->id));
+  auto guard = ScopedZapKey::add(*config_.zap_keys, domain, req.sender_key, "agent:" + req.sender);
+  if (!guard.ok()) return guard.status().with_context("sender key of " + req.sender);
+  s->zap_key = std::move(*guard);
+  options.configure_socket = curve_server_setup(*config_.keys, domain);
+  return options;
 }
 
 void Receiver::run_session(Session* s) {

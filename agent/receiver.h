@@ -26,8 +26,10 @@
 
 #include <zmq.hpp>
 
+#include "shared/keys.h"
 #include "shared/pipe.h"
 #include "shared/protocol.h"
+#include "shared/zap.h"
 #include "shared/zfs.h"
 
 namespace zps::agent {
@@ -41,6 +43,10 @@ struct ReceiverConfig {
   uint16_t port_hi = 6931;
   pipe::Options pipe;
   std::string bus_endpoint;  // where session threads send their late replies
+  // CURVE (both set, or neither): this agent's keys, and the registry the agent's ZAP
+  // handler consults, so each session's data socket accepts only its sender's key.
+  std::optional<KeyPair> keys;
+  ZapKeyRegistry* zap_keys = nullptr;
 };
 
 class Receiver {
@@ -74,6 +80,9 @@ class Receiver {
  private:
   struct Session;
   Status check_under_root(const std::string& dataset) const;
+  // The pipe options of session `s`: under CURVE a server socket that lets in only
+  // the sender's key (registered in s->zap_key for the session's lifetime).
+  Result<pipe::Options> session_pipe(Session* s, const proto::PrepareRequest& req);
   Status quiet_atime(const std::string& root);
   Status roll_back_for(const proto::PrepareRequest& req);
   std::string root_of(const std::string& dataset) const;

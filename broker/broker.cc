@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "shared/curve.h"
 #include "shared/ids.h"
 #include "shared/names.h"
 #include "shared/version.h"
@@ -31,6 +32,9 @@ Broker::Broker(Options options, zmq::context_t& ctx)
 Broker::~Broker() = default;
 
 Status Broker::start() {
+  // Before anything is bound or opened: a broker that would run in plaintext on the
+  // network stops here.
+  ZPS_RETURN_IF_ERROR(setup_security());
   auto store = Store::open(options_.state_dir);
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
@@ -62,6 +66,9 @@ Status Broker::start() {
     router_ = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::router);
     configure_control_socket(*router_);
     router_->set(zmq::sockopt::router_mandatory, 1);
+    if (keys_) {
+      if (Status s = make_curve_server(*router_, *keys_, kControlZapDomain); !s.ok()) return s;
+    }
     router_->bind(options_.listen);
     endpoint_ = router_->get(zmq::sockopt::last_endpoint);
   } catch (const zmq::error_t& e) {
@@ -129,7 +136,9 @@ void Broker::on_message(const Inbound& in, Time now) {
     return;
   }
   const proto::Envelope& e = *in.message;
-  auto agent = registry_.touch(in.peer, now);
+  auto agent = registry_.id_of_peer(in.peer);
+  if (!authorize(in, e, agent)) return;
+  agent = registry_.touch(in.peer, now);
   if (e.is_reply()) return on_reply(in, e);
   if (e.type == proto::Hello::kType) return on_hello(in, e, now);
   if (e.type == proto::Heartbeat::kType) {
@@ -187,6 +196,18 @@ void Broker::on_reply(const Inbound& in, const proto::Envelope& e) {
   }
   switch (call->kind) {
     case PendingCall::Kind::kForward:
+      if (!call->server_key.empty() && e.ok) {
+        // A prepare's reply under CURVE: the sender connects to the receiver's key
+        // from the authorized keys, whatever the receiver claimed.
+        auto prep = e.as<proto::PrepareReply>();
+        if (!prep.ok()) {
+          send_control(*router_, call->origin_peer, proto::encode_error(call->origin_id, prep.status()));
+          return;
+        }
+        prep->server_key = call->server_key;
+        send_control(*router_, call->origin_peer, proto::encode_reply(call->origin_id, *prep));
+        return;
+      }
       send_control(*router_, call->origin_peer, proto::with_id(e, call->origin_id));
       return;
     case PendingCall::Kind::kJobStart:

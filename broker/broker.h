@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -25,7 +26,10 @@
 #include "broker/pending.h"
 #include "broker/registry.h"
 #include "broker/store.h"
+#include "shared/authorized_keys.h"
 #include "shared/channel.h"
+#include "shared/keys.h"
+#include "shared/zap.h"
 
 namespace zps::broker {
 
@@ -44,6 +48,17 @@ class Broker {
 
  private:
   using Time = Clock::time_point;
+
+  // Security: keys, the ZAP handler and the plaintext check (before any bind).
+  Status setup_security();
+  // Under CURVE: the identity of the key `in` came with; nullopt in plaintext mode.
+  // Refusals (a message that comes from the wrong kind of key) are answered here and
+  // return false.
+  bool authorize(const Inbound& in, const proto::Envelope& e,
+                 const std::optional<std::string>& agent);
+  bool curve() const { return authorized_ != nullptr; }
+  // The authorized key of an agent (Z85), empty in plaintext mode.
+  std::string agent_key(const std::string& agent) const;
 
   // Dispatch.
   void on_message(const Inbound& in, Time now);
@@ -89,6 +104,10 @@ class Broker {
 
   Options options_;
   zmq::context_t& ctx_;
+  std::shared_ptr<const AuthorizedKeys> authorized_;  // set: CURVE is on
+  std::optional<KeyPair> keys_;
+  // Declared before router_: the ROUTER must close before its ZAP handler goes.
+  std::unique_ptr<ZapHandler> zap_;
   std::unique_ptr<zmq::socket_t> router_;
   std::string endpoint_;
   std::unique_ptr<Store> store_;
@@ -110,6 +129,8 @@ class Broker {
   // Refused hellos are well-formed messages any peer can send in bulk: counted, and
   // logged at most every few seconds like malformed ones.
   uint64_t refused_hellos_ = 0;
+  uint64_t unauthorized_ = 0;  // messages refused for the key they came with
+  Time last_unauthorized_log_{};
   Time last_refused_hello_log_{};
   Time started_{};
 };

@@ -342,6 +342,9 @@ void Broker::forward_in_job(const std::string& agent, const Inbound& in, const p
                        ? std::chrono::duration_cast<Clock::duration>(kRecvResultTimeout)
                        : std::chrono::duration_cast<Clock::duration>(kForwardTimeout));
   call.what = e.type + " of job " + std::to_string(job->id);
+  const std::string server_key =
+      e.type == proto::PrepareRequest::kType ? agent_key(job->target_agent) : std::string();
+  call.server_key = server_key;
   pending_.add(rid, std::move(call));
   std::string body;
   if (e.type == proto::PrepareRequest::kType) {
@@ -353,6 +356,18 @@ void Broker::forward_in_job(const std::string& agent, const Inbound& in, const p
       return reply_error(in, e.id, prep.status());
     }
     prep->sender = agent;
+    if (curve()) {
+      // Keys from the authorized-keys file, never from the agents' own claims: the
+      // receiver's data socket lets in only the sender's key, and the sender talks only
+      // to the receiver's.
+      prep->sender_key = agent_key(agent);
+      if (prep->sender_key.empty() || server_key.empty()) {
+        pending_.take(rid);
+        return reply_error(in, e.id, Status(Code::kRefused,
+                                            "the authorized keys list no key for agent " +
+                                                agent + " or " + job->target_agent));
+      }
+    }
     body = proto::encode_request(*prep, rid);
   } else {
     body = proto::with_id(e, rid);

@@ -19,6 +19,13 @@ void add_options(CLI::App& app, Options& o) {
                  "receive stopped")
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
+  app.add_option("--key", o.key,
+                 "this broker's key pair: PREFIX.key from 'zpsctl keygen --out PREFIX' "
+                 "(turns on CURVE; needs --authorized-keys)");
+  app.add_option("--authorized-keys", o.authorized_keys,
+                 "file of the agent and operator keys allowed to connect");
+  app.add_flag("--insecure", o.insecure,
+               "run without keys even when --listen is not a loopback address (plaintext)");
   app.add_option("--log-format", o.log_format, "text or json")
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "json"}));

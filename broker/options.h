@@ -19,6 +19,10 @@ struct Options {
   // How long the locks of a job whose receive state is unknown (its sender was lost)
   // are kept when the receiver never confirms that no receive is active.
   int lock_lease_s = 300;
+  // Security (shared/program_keys.h): the broker's key pair and who may connect.
+  std::string key;              // --key PREFIX
+  std::string authorized_keys;  // --authorized-keys FILE
+  bool insecure = false;        // plaintext on an endpoint that is not loopback
   std::string log_format = "text";
   std::string log_level = "info";
 };

@@ -25,6 +25,9 @@ struct PendingCall {
   uint64_t job = 0;
   std::chrono::steady_clock::time_point deadline;
   std::string what;  // "snapshots of dst1:pool/x", for error messages
+  // A forwarded prepare under CURVE: the receiver's key from the authorized keys, put
+  // into the reply in place of whatever the receiver said.
+  std::string server_key;
 };
 
 class PendingCalls {

@@ -64,6 +64,15 @@ Commands build(CLI::App& app, Parsed& p) {
       ->envname("ZPS_BROKER")
       ->capture_default_str();
   app.add_flag("--json", p.global.json, "print one JSON document on stdout");
+  app.add_option("--key", p.global.security.key,
+                 "your key pair: PREFIX.key from 'zpsctl keygen --out PREFIX' (turns on "
+                 "CURVE; needs --broker-key)")
+      ->envname("ZPS_KEY");
+  app.add_option("--broker-key", p.global.security.broker_key,
+                 "the broker's public key: its .pub file or the 40-character key")
+      ->envname("ZPS_BROKER_KEY");
+  app.add_flag("--insecure", p.global.security.insecure,
+               "talk to a broker that is not on loopback without keys (plaintext)");
   app.add_option("--timeout", p.global.timeout_s, "seconds to wait for each broker reply")
       ->capture_default_str()
       ->check(CLI::Range(0.001, 86400.0));

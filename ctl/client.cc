@@ -19,10 +19,12 @@ BrokerClient::BrokerClient(zmq::context_t& ctx, std::string endpoint, const std:
 
 Result<std::unique_ptr<BrokerClient>> BrokerClient::connect(zmq::context_t& ctx,
                                                             const std::string& endpoint,
-                                                            const std::atomic<bool>* stop) {
+                                                            const std::atomic<bool>* stop,
+                                                            const ClientSecurity& security) {
   std::unique_ptr<BrokerClient> c(new BrokerClient(ctx, endpoint, stop));
   try {
     configure_control_socket(c->socket_, 0);
+    ZPS_RETURN_IF_ERROR(security.apply(c->socket_));
     c->socket_.connect(endpoint);
   } catch (const zmq::error_t& e) {
     return Status(Code::kInvalidArgument,

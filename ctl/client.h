@@ -17,6 +17,7 @@
 #include <string>
 #include <zmq.hpp>
 
+#include "shared/program_keys.h"
 #include "shared/protocol.h"
 #include "shared/status.h"
 
@@ -29,9 +30,11 @@ class BrokerClient {
   // Connects a DEALER socket (ZeroMQ connects in the background). Fails with
   // kInvalidArgument when the endpoint is malformed. `stop` (may be null) is the Ctrl-C
   // flag that ends every wait.
+  // `security` makes the socket a CURVE client when it holds keys.
   static Result<std::unique_ptr<BrokerClient>> connect(zmq::context_t& ctx,
                                                        const std::string& endpoint,
-                                                       const std::atomic<bool>* stop);
+                                                       const std::atomic<bool>* stop,
+                                                       const ClientSecurity& security = {});
   BrokerClient(const BrokerClient&) = delete;
   BrokerClient& operator=(const BrokerClient&) = delete;
 

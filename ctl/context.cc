@@ -20,8 +20,13 @@ std::chrono::milliseconds Context::timeout() const {
 
 Outcome<BrokerClient*> Context::client() {
   if (client_) return client_.get();
+  // Keys, or the permission to talk in plaintext, before any socket exists.
+  auto security = load_client_security(options_.security, {options_.broker}, "zpsctl");
+  if (!security.ok()) {
+    return Failure{kExitUsage, security.status().message()};
+  }
   if (!zmq_) zmq_ = std::make_unique<zmq::context_t>(1);
-  auto c = BrokerClient::connect(*zmq_, options_.broker, io_.stop);
+  auto c = BrokerClient::connect(*zmq_, options_.broker, io_.stop, *security);
   if (!c.ok()) return Failure{kExitUsage, c.status().message()};
   client_ = std::move(c).value();
   return client_.get();

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "shared/program_keys.h"
+
 namespace zps::ctl {
 
 inline constexpr const char* kDefaultBroker = "tcp://127.0.0.1:6830";
@@ -12,6 +14,7 @@ struct GlobalOptions {
   std::string broker = kDefaultBroker;
   bool json = false;
   double timeout_s = 5.0;  // the wait for each broker reply
+  SecurityFlags security;  // --key (ZPS_KEY), --broker-key (ZPS_BROKER_KEY), --insecure
 };
 
 struct ReplicateOptions {

@@ -3,6 +3,7 @@
 #include <array>
 #include <vector>
 
+#include "shared/curve.h"
 #include "shared/wire.h"
 
 namespace zps {
@@ -55,6 +56,7 @@ std::optional<Inbound> recv_control(zmq::socket_t& socket, bool router) {
   } catch (const zmq::error_t&) {
     // inproc and some transports have no peer address
   }
+  if (n > first) in.user_id = user_id_of(frames[first]);
   const size_t expected = first + 2;
   if (n != expected) {
     in.message = Status(Code::kProtocol, "expected " + std::to_string(expected) +

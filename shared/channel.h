@@ -26,6 +26,9 @@ void configure_control_socket(zmq::socket_t& socket, int linger_ms = 0);
 struct Inbound {
   std::string peer;  // ROUTER routing id; empty on DEALER sockets
   std::string peer_address;  // the remote IP address when the transport knows it
+  // The identity the ZAP handler accepted the peer's key with ("agent:node1"), empty
+  // without CURVE. Trust this, never what the message claims.
+  std::string user_id;
   Result<proto::Envelope> message = Status(Code::kProtocol, "no message");
   std::string body;  // the body frame as received, when it decoded (for passing it on)
 };

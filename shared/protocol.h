@@ -572,6 +572,9 @@ struct PrepareRequest {
   // changes made since it are discarded (recv -F).
   uint64_t rollback_guid = 0;
   std::string sender;    // sending agent's id (stamped by the broker)
+  // With CURVE: the sending agent's public key (Z85) from the broker's authorized keys,
+  // the only key the session's data socket accepts (stamped by the broker).
+  std::string sender_key;
   template <class V>
   void fields(V& v) {
     v("job", job);
@@ -583,6 +586,7 @@ struct PrepareRequest {
     v("snapshot", snapshot);
     v("rollback_guid", rollback_guid);
     v("sender", sender);
+    v("sender_key", sender_key);
   }
 };
 
@@ -590,11 +594,15 @@ struct PrepareReply {
   std::string endpoint;  // tcp://host:port
   std::string token;     // hex, one per hop
   uint64_t session = 0;
+  // With CURVE: the receiving agent's public key (Z85) for the sender's CURVE client;
+  // the broker overwrites it from its authorized keys.
+  std::string server_key;
   template <class V>
   void fields(V& v) {
     v("endpoint", endpoint);
     v("token", token);
     v("session", session);
+    v("server_key", server_key);
   }
 };
 
