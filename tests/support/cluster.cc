@@ -8,6 +8,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/support/cluster_keys.h"
 #include "tests/support/paths.h"
 
 namespace zps::test {
@@ -27,6 +28,18 @@ std::string read_file(const std::string& path) {
 uint16_t first_data_port() {
   static int clusters = 0;
   return static_cast<uint16_t>(12000 + ((getpid() * 37 + clusters++ * 400) % 18000));
+}
+
+// Whether the caller chose its own key (CURVE mode then adds none).
+bool has_key_flag(const std::vector<std::string>& args) {
+  for (const auto& a : args) {
+    if (a == "--key") return true;
+  }
+  return false;
+}
+
+void append(std::vector<std::string>& argv, const std::vector<std::string>& more) {
+  argv.insert(argv.end(), more.begin(), more.end());
 }
 
 }  // namespace
@@ -68,6 +81,7 @@ Status Cluster::start_broker(const std::vector<std::string>& extra_args) {
   std::vector<std::string> argv = {bin_path("zps-broker"), "--listen", listen, "--state-dir", state,
                                    "--heartbeat-ms", std::to_string(heartbeat_ms_), "--log-level",
                                    "debug"};
+  if (keys_ && !has_key_flag(extra_args)) append(argv, keys_->broker_args());
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   broker_.argv = argv;
   broker_.log = dir_ + "/broker.log";
@@ -117,6 +131,7 @@ Status Cluster::start_agent(const AgentSpec& spec) {
     argv.push_back("--recv-root");
     argv.push_back(r);
   }
+  if (keys_ && !has_key_flag(spec.extra_args)) append(argv, keys_->agent_args(spec.id));
   argv.insert(argv.end(), spec.extra_args.begin(), spec.extra_args.end());
   Proc& p = agents_[spec.id];
   p.argv = argv;
@@ -196,6 +211,7 @@ Status Cluster::wait_dead(const std::string& id, std::chrono::milliseconds timeo
 std::unique_ptr<Process> Cluster::ctl_async(const std::vector<std::string>& args, bool json) {
   std::vector<std::string> argv = {bin_path("zpsctl"), "--broker", endpoint_};
   if (json) argv.push_back("--json");
+  if (keys_ && !has_key_flag(args)) append(argv, keys_->ctl_args());
   argv.insert(argv.end(), args.begin(), args.end());
   SpawnOptions o;
   o.pipe_stdout = true;
@@ -229,6 +245,7 @@ CtlResult Cluster::finish(Process& p, bool json) {
 CtlResult Cluster::ctl(const std::vector<std::string>& args, bool json, std::chrono::seconds timeout) {
   std::vector<std::string> argv = {bin_path("zpsctl"), "--broker", endpoint_};
   if (json) argv.push_back("--json");
+  if (keys_ && !has_key_flag(args)) append(argv, keys_->ctl_args());
   argv.insert(argv.end(), args.begin(), args.end());
   RunOptions o;
   o.timeout = timeout;
@@ -245,6 +262,13 @@ CtlResult Cluster::ctl(const std::vector<std::string>& args, bool json, std::chr
   if (json) r.json = nlohmann::json::parse(r.out, nullptr, false);
   if (r.json.is_discarded()) r.json = nullptr;
   return r;
+}
+
+Status Cluster::enable_curve(const std::vector<std::string>& agents) {
+  auto keys = ClusterKeys::create(dir_, agents);
+  if (!keys.ok()) return keys.status();
+  keys_ = std::make_unique<ClusterKeys>(std::move(*keys));
+  return Status::Ok();
 }
 
 std::string Cluster::logs() const {

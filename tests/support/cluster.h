@@ -23,6 +23,8 @@
 
 namespace zps::test {
 
+class ClusterKeys;
+
 struct AgentSpec {
   std::string id;
   std::vector<std::string> recv_roots;
@@ -86,6 +88,13 @@ class Cluster {
   std::unique_ptr<Process> ctl_async(const std::vector<std::string>& args, bool json = true);
   static CtlResult finish(Process& p, bool json = true);
 
+  // CURVE mode (call before start_broker): key pairs for the broker, `agents` and an
+  // operator, an authorized-keys file, and the key flags on every program this cluster
+  // starts afterwards. A start_agent, ctl or start_broker whose arguments carry their
+  // own --key keep theirs instead.
+  Status enable_curve(const std::vector<std::string>& agents);
+  const ClusterKeys* keys() const { return keys_.get(); }
+
   // All logs so far, for failure messages.
   std::string logs() const;
   const std::string& dir() const { return dir_; }
@@ -109,6 +118,7 @@ class Cluster {
   std::map<std::string, AgentSpec> specs_;
   std::map<std::string, uint16_t> data_port_lo_;
   uint16_t next_port_;
+  std::unique_ptr<ClusterKeys> keys_;  // set: CURVE mode
 };
 
 // A ZfsTest with a cluster: the processes are stopped before the pools are destroyed,
