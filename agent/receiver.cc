@@ -300,6 +300,7 @@ void Receiver::run_session(Session* s) {
   proto::RecvResultReply r;
   auto stats = s->listener->receive_to(s->recv->stdin_fd(), s->cancel);
   s->listener.reset();
+  s->zap_key.reset();  // the data socket is closed: its key need not be let in any more
   if (!stats.ok()) {
     // Kill before closing stdin: zfs recv must not see a clean end of a cut stream.
     s->recv->kill(SIGKILL);
