@@ -5,6 +5,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
 #include <xxhash.h>
 #if defined(__x86_64__) && __has_include(<xxh_x86dispatch.h>)
 // Picks AVX2/AVX-512 at run time (the library's default build is SSE2 only): about 1.7x
@@ -232,10 +233,11 @@ Result<zmq::message_t*> frame_for_chunk(zmq::message_t& full, size_t n,
 // One receive_to call: the state of the stream being checked and written out.
 class ReceiveSession {
  public:
-  ReceiveSession(zmq::socket_t& socket, const std::string& token, const Options& options,
-                 int fd, const std::atomic<bool>& cancel, const Progress& progress)
-      : socket_(socket), token_(token), options_(options), fd_(fd), cancel_(cancel),
-        ticker_(progress), start_(Clock::now()), last_valid_(start_),
+  ReceiveSession(zmq::socket_t& socket, const std::string& endpoint, const std::string& token,
+                 const Options& options, int fd, const std::atomic<bool>& cancel,
+                 const Progress& progress)
+      : socket_(socket), endpoint_(endpoint), token_(token), options_(options), fd_(fd),
+        cancel_(cancel), ticker_(progress), start_(Clock::now()), last_valid_(start_),
         hash_(new_hash_state()) {}
 
   Result<Stats> run();
@@ -246,8 +248,10 @@ class ReceiveSession {
   Status on_data(const FrameView& f);
   Status on_final(const FrameView& f);
   Status check_stall() const;
+  void refuse(const Result<FrameView>& frame);
 
   zmq::socket_t& socket_;
+  const std::string& endpoint_;
   const std::string& token_;
   const Options& options_;
   int fd_;
@@ -257,6 +261,8 @@ class ReceiveSession {
   Clock::time_point last_valid_;
   XxhState hash_;
   Stats stats_;
+  bool logged_malformed_ = false;
+  bool logged_wrong_token_ = false;
 };
 
 Result<Stats> ReceiveSession::run() {
@@ -284,7 +290,25 @@ Result<Stats> ReceiveSession::run() {
   }
   stats_.hash = XXH3_64bits_digest(hash_.get());
   stats_.seconds = seconds_since(start_);
+  if (stats_.refused_frames > 0) {
+    spdlog::warn("data pipe {}: the stream arrived intact; {} frame(s) with a bad token or "
+                 "header were refused along the way",
+                 endpoint_, stats_.refused_frames);
+  }
   return stats_;
+}
+
+// Logs the first malformed frame and the first well-formed one with a wrong token of a
+// session (the rest are counted, so a flood cannot flood the log), with the reason: an
+// operator should see that someone else talks to a data port.
+void ReceiveSession::refuse(const Result<FrameView>& frame) {
+  ++stats_.refused_frames;
+  bool& logged = frame.ok() ? logged_wrong_token_ : logged_malformed_;
+  if (logged) return;
+  logged = true;
+  spdlog::warn("data pipe {}: refused a frame ({}): not from this hop's sender; further "
+               "such refusals in this receive are only counted",
+               endpoint_, frame.ok() ? "wrong token" : frame.status().message());
 }
 
 Result<bool> ReceiveSession::handle(const zmq::message_t& msg) {
@@ -292,7 +316,7 @@ Result<bool> ReceiveSession::handle(const zmq::message_t& msg) {
   if (!frame.ok() || frame->token != token_) {
     // A stranger (or a stale sender) must not be able to disturb the real stream, nor
     // keep it alive by flooding us.
-    ++stats_.refused_frames;
+    refuse(frame);
     ZPS_RETURN_IF_ERROR(check_stall());
     return false;
   }
@@ -503,7 +527,7 @@ Result<std::unique_ptr<PipeListener>> PipeListener::bind(
 Result<Stats> PipeListener::receive_to(int fd, const std::atomic<bool>& cancel,
                                        const Progress& progress) {
   try {
-    return ReceiveSession(socket_, token_, options_, fd, cancel, progress).run();
+    return ReceiveSession(socket_, endpoint_, token_, options_, fd, cancel, progress).run();
   } catch (const zmq::error_t& e) {
     return zmq_failure(Code::kIoError, "receiving the stream failed", e);
   }
