@@ -61,6 +61,13 @@ Status Broker::start() {
     registry_.restore(h);
   }
   for (auto& j : *jobs) jobs_[j.id] = std::move(j);
+  // A lock whose job had already ended was waiting for its receiver to settle when the
+  // broker stopped: settle it again (receiver reports no receive for it, or the lease),
+  // or nothing would ever release it.
+  for (const auto& l : *locks) {
+    auto it = jobs_.find(l.job);
+    if (it == jobs_.end() || is_final(it->second.state)) settling_.emplace(l.job, Clock::now());
+  }
 
   try {
     router_ = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::router);
