@@ -4,6 +4,7 @@
 
 #include <condition_variable>
 #include <csignal>
+#include <future>
 #include <thread>
 
 #include "shared/curve.h"
@@ -219,13 +220,21 @@ Status JobRunner::sync_dataset(BusClient& bus, const DatasetTask& task) {
   const PlanOptions options{job_.force};
   uint32_t done_here = 0;
   int failures = 0;
+  // The listing that plans the next hop is taken while the current hop runs: it is a
+  // zfs command (longer the more snapshots there are) that would otherwise sit between
+  // two hops. It is as fresh as a listing taken just before a hop ever was (a snapshot
+  // destroyed after it fails its send and is re-planned below). "Up to date" is only
+  // decided on a listing taken after the last hop, so a snapshot made during it is sent.
+  std::future<Result<std::vector<SnapshotVersion>>> early;
   while (true) {
     if (cancel_.load()) return cancelled();
     if (stop_.load()) return Status(Code::kCancelled, "stopped because another dataset failed");
-    auto snaps = zfs_.list_snapshots(task.source);  // afresh every hop: the source may change
+    const bool from_early = early.valid();
+    auto snaps = from_early ? early.get() : zfs_.list_snapshots(task.source);  // afresh every hop
     if (!snaps.ok()) return snaps.status();
     auto plan = plan_next_hop(SourceView{task.source, *snaps, origin}, *target, options);
     if (!plan.ok()) return plan.status();
+    if (from_early && plan->kind == HopKind::kUpToDate) continue;  // list again to be sure
     for (const auto& w : plan->warnings) warn(bus, w);
     if (plan->kind == HopKind::kUpToDate) {
       if (done_here == 0) {
@@ -235,7 +244,9 @@ Status JobRunner::sync_dataset(BusClient& bus, const DatasetTask& task) {
       return Status::Ok();
     }
     const uint32_t n = ++hop_counter_;
+    early = std::async(std::launch::async, [this, &task] { return zfs_.list_snapshots(task.source); });
     Status s = run_hop(bus, task, *plan, n, done_here + static_cast<uint32_t>(plan->remaining));
+    if (!s.ok()) early = {};  // a failed hop re-plans from a listing taken after it
     if (s.ok()) {
       ++done_here;
       failures = 0;
