@@ -8,12 +8,12 @@ agent) and `--log-level debug`, then calls this with those files:
   hop_phases.py --src-timer F --dst-timer F --dst-log F --dataset SRC --target DST
                 [--wall SECONDS] [--loop-per-hop SECONDS]
 
-A hop, in the order it happens (sender = src agent, receiver = dst agent):
-  list       sender: zfs get guid,createtxg of the source (re-listed before every hop)
-  to-prep    list end -> receiver starts its first zfs command for the hop: planning,
-             the hop_started notice (the broker writes it to SQLite first, same
-             connection), the prepare request sender -> broker -> receiver -> task thread
-  exists     receiver: zfs list of the target's parent
+An incremental hop, in the order it happens (sender = src agent, receiver = dst agent),
+from the end of the previous hop's last zfs command on the receiver:
+  between    verdict receiver -> broker -> sender, hop_done (the broker writes SQLite),
+             the sender's listing of the source unless it overlapped the previous hop,
+             planning, hop_started, prepare sender -> broker -> receiver -> task thread
+  base       receiver: zfs get of the target's snapshots (the base is still the latest?)
   recv-start receiver: spawn zfs recv, bind the data socket, log "receiving", reply
   to-send    prepare reply receiver -> broker -> sender -> job thread, spawn zfs send
   send       zfs send runs (connect and stream overlap with it)
@@ -21,11 +21,10 @@ A hop, in the order it happens (sender = src agent, receiver = dst agent):
              tail, and zfs recv's own commit
   to-guid    zfs recv exit -> the receiver starts zfs get guid
   guid       receiver: zfs get guid of the new snapshot
-  to-next    verdict receiver -> broker -> sender, hop_done (SQLite), next listing
 
-The phases add up to the hop (each one starts where the previous ended). Timer log
-lines: "<start> <end> <exit> <argv...>" in unix seconds; agent logs: spdlog text lines
-with millisecond UTC timestamps.
+The phases add up to the hop (each one starts where the previous ended); the first hop
+(a full send) is left out. Timer log lines: "<start> <end> <exit> <argv...>" in unix
+seconds; agent logs: spdlog text lines with millisecond UTC timestamps.
 """
 import argparse
 import datetime
@@ -72,8 +71,7 @@ def main():
     dst = read_timer(a.dst_timer)
     lists = [r for r in src if r[3][:1] == ["get"] and "guid,createtxg" in r[3] and r[3][-1] == a.dataset]
     sends = [r for r in src if r[3][:1] == ["send"] and r[3][-1].startswith(a.dataset + "@")]
-    parent = a.target.rsplit("/", 1)[0]
-    exists = [r for r in dst if r[3][:1] == ["list"] and r[3][-1] == parent]
+    bases = [r for r in dst if r[3][:1] == ["get"] and "guid,createtxg" in r[3] and r[3][-1] == a.target]
     recvs = [r for r in dst if r[3][:1] == ["recv"] and r[3][-1] == a.target]
     guids = [r for r in dst if r[3][:1] == ["get"] and "guid" in r[3] and r[3][-1].startswith(a.target + "@")]
     receiving = []
@@ -83,66 +81,74 @@ def main():
                 receiving.append(log_time(line))
 
     n = len(sends)
-    if n == 0 or not (len(recvs) == len(guids) == len(receiving) == n) or len(exists) < n or len(lists) < n:
+    if n < 2 or not (len(recvs) == len(guids) == len(receiving) == n) or not lists:
         print("hop_phases: the logs do not line up (sends %d, recvs %d, guids %d, receiving %d, "
-              "exists %d, lists %d); was the run clean?" % (n, len(recvs), len(guids), len(receiving),
-                                                        len(exists), len(lists)), file=sys.stderr)
+              "lists %d); was the run clean?" % (n, len(recvs), len(guids), len(receiving), len(lists)),
+              file=sys.stderr)
         return 1
-    # Lists before each hop: the last n+1 of the job (one more finds it up to date).
-    lists = lists[-(n + 1):] if len(lists) > n else lists
-    exists = exists[-n:]
-    phases = {k: [] for k in ["list", "to-prep", "exists", "recv-start", "to-send", "send", "commit",
-                              "to-guid", "guid", "to-next"]}
-    hop_total = []
-    for i in range(n):
-        ls, ex, rc, rv, sd, gd = lists[i], exists[i], recvs[i], receiving[i], sends[i], guids[i]
-        nxt = lists[i + 1][0] if i + 1 < len(lists) else None
-        phases["list"].append(ls[1] - ls[0])
-        phases["to-prep"].append(ex[0] - ls[1])
-        phases["exists"].append(ex[1] - ex[0])
-        phases["recv-start"].append(rv - ex[1])        # ms-resolution log line
+    names = ["between", "base", "recv-start", "to-send", "send", "commit", "to-guid", "guid"]
+    phases = {k: [] for k in names}
+    hop_total, listing, listing_outside, gap_zfs = [], [], [], []
+    for i in range(1, n):
+        prev_end = guids[i - 1][1]
+        rc, rv, sd, gd = recvs[i], receiving[i], sends[i], guids[i]
+        # The receiver's check of the target for this hop: the first one after the last hop.
+        base = next((b for b in bases if prev_end <= b[0] <= rv), None)
+        if base is None:
+            print("hop_phases: hop %d has no receiver-side check of %s" % (i + 1, a.target), file=sys.stderr)
+            return 1
+        phases["between"].append(base[0] - prev_end)
+        phases["base"].append(base[1] - base[0])
+        phases["recv-start"].append(rv - base[1])        # ms-resolution log line
         phases["to-send"].append(sd[0] - rv)
         phases["send"].append(sd[1] - sd[0])
         phases["commit"].append(rc[1] - sd[1])
         phases["to-guid"].append(gd[0] - rc[1])
         phases["guid"].append(gd[1] - gd[0])
-        if nxt is not None:
-            phases["to-next"].append(nxt - gd[1])
-            hop_total.append(nxt - ls[0])
+        hop_total.append(gd[1] - prev_end)
+        # The sender's listing that planned this hop: the last one started before the check.
+        ls = [r for r in lists if r[0] <= base[0]][-1]
+        listing.append(ls[1] - ls[0])
+        listing_outside.append(max(0.0, min(ls[1], base[0]) - max(ls[0], prev_end)))
+        gap_zfs.append(sum(max(0.0, min(r[1], base[0]) - max(r[0], prev_end)) for r in src + dst))
 
     labels = {
-        "list": "sender: zfs get (list the source's %d snapshots)" % n,
-        "to-prep": "plan, hop_started, prepare -> broker -> receiver",
-        "exists": "receiver: zfs list (target's parent exists?)",
+        "between": "verdict -> sender, hop_done, plan, prepare -> receiver",
+        "base": "receiver: zfs get (target's base still the latest?)",
         "recv-start": "receiver: spawn zfs recv, bind, reply (ms log)",
         "to-send": "prepare reply -> broker -> sender, spawn zfs send",
         "send": "zfs send runs (pipe connect + stream overlap)",
         "commit": "zfs recv runs on after zfs send exited",
         "to-guid": "zfs recv exit -> receiver starts zfs get guid",
         "guid": "receiver: zfs get guid of the new snapshot",
-        "to-next": "verdict -> broker -> sender, hop_done, next list",
     }
     mean_total = statistics.mean(hop_total)
-    print("where a zpsctl hop's time goes (%d hops of %s; zfs commands timed by a wrapper, "
-          "which adds ~1 ms to each of the 5 per hop)" % (n, a.dataset))
-    print("  %-52s %9s %9s %6s" % ("phase", "median ms", "mean ms", "share"))
-    for k, label in labels.items():
+    print("where a zpsctl hop's time goes (%d incremental hops of %s; zfs commands timed by a "
+          "wrapper, which adds ~1 ms to each)" % (n - 1, a.dataset))
+    print("  %-56s %9s %9s %6s" % ("phase", "median ms", "mean ms", "share"))
+    for k in names:
         v = phases[k]
-        print("  %-52s %9.1f %9.1f %5.0f%%" % (label, 1000 * statistics.median(v),
+        print("  %-56s %9.1f %9.1f %5.0f%%" % (labels[k], 1000 * statistics.median(v),
                                                1000 * statistics.mean(v),
                                                100 * statistics.mean(v) / mean_total))
-    print("  %-52s %9.1f %9.1f" % ("hop, list start to next list start", 1000 * statistics.median(hop_total),
-                                   1000 * mean_total))
-    zfs_mean = sum(statistics.mean(phases[k]) for k in ["list", "exists", "guid"])
-    print("  %-52s %9s %9.1f %5.0f%%" % ("  of which extra zfs commands (list, exists, guid)", "",
-                                         1000 * zfs_mean, 100 * zfs_mean / mean_total))
-    msg_mean = sum(statistics.mean(phases[k]) for k in ["to-prep", "to-send", "to-next"])
-    print("  %-52s %9s %9.1f %5.0f%%" % ("  of which control-plane legs (3 round trips)", "",
-                                         1000 * msg_mean, 100 * msg_mean / mean_total))
+    print("  %-56s %9.1f %9.1f" % ("hop, previous hop's guid to this hop's guid",
+                                   1000 * statistics.median(hop_total), 1000 * mean_total))
+    print("  %-56s %9.1f %9.1f" % ("  sender's listing of the source (zfs get), whole",
+                                   1000 * statistics.median(listing), 1000 * statistics.mean(listing)))
+    print("  %-56s %9.1f %9.1f %5.0f%%" % ("  ... of it inside 'between' (not overlapped)",
+                                           1000 * statistics.median(listing_outside),
+                                           1000 * statistics.mean(listing_outside),
+                                           100 * statistics.mean(listing_outside) / mean_total))
+    print("  %-56s %9.1f %9.1f %5.0f%%" % ("  zfs commands inside 'between' (either agent)",
+                                           1000 * statistics.median(gap_zfs), 1000 * statistics.mean(gap_zfs),
+                                           100 * statistics.mean(gap_zfs) / mean_total))
+    extra = [phases["base"][j] + phases["guid"][j] for j in range(n - 1)]
+    print("  %-56s %9.1f %9.1f %5.0f%%" % ("  receiver's own checks (base, guid)", 1000 * statistics.median(extra),
+                                           1000 * statistics.mean(extra), 100 * statistics.mean(extra) / mean_total))
     if a.wall:
-        print("  %-52s %9s %9.1f" % ("zpsctl replicate wall time / hops", "", 1000 * a.wall / n))
+        print("  %-56s %9s %9.1f" % ("zpsctl replicate wall time / hops", "", 1000 * a.wall / n))
     if a.loop_per_hop:
-        print("  %-52s %9s %9.1f" % ("local zfs send | zfs recv loop, per hop (benchmark 1)", "",
+        print("  %-56s %9s %9.1f" % ("local zfs send | zfs recv loop, per hop (benchmark 1)", "",
                                      1000 * a.loop_per_hop))
     return 0
 
