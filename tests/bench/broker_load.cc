@@ -9,7 +9,9 @@
 // target's state through the broker (a forwarded request), reports hop_started and
 // hop_done, and ends the job with job_end (receives settled: the locks go at once).
 //
-// While that runs it measures, over a window after registration and a warm-up:
+// After registration it measures the broker's CPU share over two quiet windows
+// (--quiet S each): heartbeats alone, then heartbeats and jobs. Then, with the round
+// trips below running too, over a window after a warm-up:
 //   - the broker's CPU share (utime + stime from /proc/PID/stat) and RSS (VmRSS
 //     sampled, VmHWM at the end);
 //   - the round trip of an `agents` request (the bytes zpsctl sends) on its own
@@ -60,6 +62,7 @@ struct Config {
   int agents = 1000;
   int broker_pid = 0;
   double warmup_s = 3;
+  double quiet_s = 5;  // each of the two windows without round trips (0: none)
   double duration_s = 20;
   double jobs_per_s = 20;
   int rt_interval_ms = 50;
@@ -512,7 +515,7 @@ void raise_fd_limit(int needed) {
 
 void usage() {
   std::fprintf(stderr,
-               "usage: zps_broker_load --broker EP --broker-pid PID [--agents N] [--warmup S]\n"
+               "usage: zps_broker_load --broker EP --broker-pid PID [--agents N] [--warmup S] [--quiet S]\n"
                "       [--duration S] [--jobs-per-s R] [--rt-interval-ms MS]\n"
                "       [--zpsctl PATH [--zpsctl-interval-ms MS]] [--io-threads N]\n");
   std::exit(2);
@@ -532,6 +535,7 @@ int main(int argc, char** argv) {
     else if (a == "--broker-pid") c.broker_pid = std::stoi(value());
     else if (a == "--agents") c.agents = std::stoi(value());
     else if (a == "--warmup") c.warmup_s = std::stod(value());
+    else if (a == "--quiet") c.quiet_s = std::stod(value());
     else if (a == "--duration") c.duration_s = std::stod(value());
     else if (a == "--jobs-per-s") c.jobs_per_s = std::stod(value());
     else if (a == "--rt-interval-ms") c.rt_interval_ms = std::stoi(value());
@@ -551,6 +555,27 @@ int main(int argc, char** argv) {
   load.connect_all();
   const double register_s = load.register_all();
   const uint64_t rss_after_register = status_kib(c.broker_pid, "VmRSS");
+
+  // The broker's CPU share without the measuring traffic (an `agents` reply for 1,000
+  // agents is ~200 KB, and the round trips below ask for one 20 times a second): first
+  // heartbeats alone, then heartbeats and jobs.
+  auto quiet_cpu_pct = [&](bool jobs) {
+    const CpuTicks a = cpu_of(c.broker_pid);
+    const auto q0 = Clock::now();
+    load.run_until(q0 + std::chrono::duration_cast<Clock::duration>(
+                            std::chrono::duration<double>(c.quiet_s)),
+                   jobs);
+    const CpuTicks b = cpu_of(c.broker_pid);
+    if (!a.ok || !b.ok) die("cannot read /proc/" + std::to_string(c.broker_pid) + "/stat");
+    return 100.0 * static_cast<double>(b.ticks - a.ticks) /
+           static_cast<double>(sysconf(_SC_CLK_TCK)) / since(q0);
+  };
+  double cpu_heartbeats_pct = 0, cpu_jobs_pct = 0;
+  if (c.quiet_s > 0) {
+    load.run_until(Clock::now() + std::chrono::seconds(1), false);  // registration settles
+    cpu_heartbeats_pct = quiet_cpu_pct(false);
+    cpu_jobs_pct = quiet_cpu_pct(true);
+  }
 
   std::atomic<bool> recording{false}, stop{false};
   RoundTrips rt;
@@ -601,6 +626,8 @@ int main(int argc, char** argv) {
   std::printf("register_s %.3f\n", register_s);
   std::printf("window_s %.2f\n", window);
   std::printf("broker_cpu_pct %.2f\n", cpu_pct);
+  std::printf("broker_cpu_heartbeats_only_pct %.2f\n", cpu_heartbeats_pct);
+  std::printf("broker_cpu_heartbeats_jobs_pct %.2f\n", cpu_jobs_pct);
   // This process competes with the broker for the same cores.
   std::printf("load_process_cpu_pct %.2f\n",
               100.0 * static_cast<double>(self1.ticks - self0.ticks) /
