@@ -118,6 +118,7 @@ Status Agent::start() {
   sender_ = std::make_unique<Sender>(zfs_, ctx_, sc);
   tasks_ = std::make_unique<TaskPool>(ctx_, bus_endpoint_, kTaskThreads);
   refresh_pools();
+  last_pools_ = Clock::now();  // the loop's next refresh is a full interval away
   connect_broker();
   spdlog::info("agent {} starting: broker {}, data {} ports {}, roots [{}], max {} receives",
                options_.id, options_.broker, options_.data_address, options_.data_ports,

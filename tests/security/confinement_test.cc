@@ -27,19 +27,13 @@
 #include "tests/support/cluster.h"
 #include "tests/support/cluster_keys.h"
 #include "tests/support/fake_broker.h"
+#include "tests/support/log_text.h"
 #include "tests/support/paths.h"
 
 namespace zps::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::string printable(const std::string& s) {
   std::string out;

@@ -5,10 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <fstream>
-#include <sstream>
 #include <string>
-#include <thread>
 
 #include <zmq.hpp>
 
@@ -17,18 +14,12 @@
 #include "shared/protocol.h"
 #include "tests/support/cluster.h"
 #include "tests/support/cluster_keys.h"
+#include "tests/support/log_text.h"
 
 namespace zps::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 class ControlAuth : public ClusterTest {
  protected:
@@ -48,12 +39,7 @@ class ControlAuth : public ClusterTest {
 
   // Waits (a safety net, not a timing assertion) until `log` contains `text`.
   bool wait_log(const std::string& log, const std::string& text) {
-    const auto until = std::chrono::steady_clock::now() + 30s;
-    while (std::chrono::steady_clock::now() < until) {
-      if (read_text(cluster().dir() + "/" + log).find(text) != std::string::npos) return true;
-      std::this_thread::sleep_for(50ms);
-    }
-    return false;
+    return wait_for_text(cluster().dir() + "/" + log, text);
   }
 
   bool listed(const std::string& id) {

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <zmq.hpp>
 
@@ -22,18 +23,12 @@
 #include "shared/pipe.h"
 #include "tests/support/cluster.h"
 #include "tests/support/cluster_keys.h"
+#include "tests/support/log_text.h"
 
 namespace zps::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // The zfs the agents would run, from PATH.
 std::string zfs_on_path() {
@@ -78,12 +73,7 @@ class DataAuth : public ClusterTest {
 
   // The same for a literal fragment.
   bool wait_text(const std::string& log, const std::string& text) {
-    const auto until = std::chrono::steady_clock::now() + 60s;
-    while (std::chrono::steady_clock::now() < until) {
-      if (read_text(cluster().dir() + "/" + log).find(text) != std::string::npos) return true;
-      std::this_thread::sleep_for(50ms);
-    }
-    return false;
+    return wait_for_text(cluster().dir() + "/" + log, text);
   }
 };
 
@@ -117,35 +107,39 @@ TEST_F(DataAuth, WrongKeysAndAWrongTokenAreRefusedWhileTheRealTransferCompletes)
   pipe::Options intruder;
   intruder.linger = 0ms;
   intruder.stall_timeout = 2s;
-  // 1. A key nobody listed.
+  // An intruder's pipe to the hop's endpoint with `key` and a token of its own making.
+  std::vector<std::unique_ptr<pipe::PipeSender>> intruders;
+  auto intrude = [&](const KeyPair& key) -> pipe::PipeSender* {
+    intruder.configure_socket = curve_client_setup(key, *dst_key);
+    auto p = pipe::PipeSender::connect(ctx, endpoint, pipe::make_token(), intruder);
+    EXPECT_TRUE(p.ok()) << p.status().message();
+    if (!p.ok()) return nullptr;
+    intruders.push_back(std::move(*p));
+    return intruders.back().get();
+  };
+  // 1. A key nobody listed; 2. the key of an authorized agent that is not this hop's
+  // sender. Neither completes a handshake.
   auto random = generate_keypair();
   ASSERT_TRUE(random.ok());
-  intruder.configure_socket = curve_client_setup(*random, *dst_key);
-  auto a = pipe::PipeSender::connect(ctx, endpoint, pipe::make_token(), intruder);
-  ASSERT_TRUE(a.ok()) << a.status().message();
-  EXPECT_TRUE(wait_text("dst1.log", "CURVE key " + random->public_z85 + " is not authorized there"))
-      << cluster().logs();
-  // 2. The key of an authorized agent that is not this hop's sender.
   auto other = load_secret_key(keys.prefix("other1") + ".key");
   ASSERT_TRUE(other.ok());
-  intruder.configure_socket = curve_client_setup(*other, *dst_key);
-  auto b = pipe::PipeSender::connect(ctx, endpoint, pipe::make_token(), intruder);
-  ASSERT_TRUE(b.ok()) << b.status().message();
-  EXPECT_TRUE(wait_text("dst1.log", "CURVE key " + other->public_z85 + " is not authorized there"))
-      << cluster().logs();
+  for (const KeyPair& key : {*random, *other}) {
+    ASSERT_NE(intrude(key), nullptr);
+    EXPECT_TRUE(wait_text("dst1.log", "CURVE key " + key.public_z85 + " is not authorized there"))
+        << cluster().logs();
+  }
   // 3. The sender's own key with a token of its own making: its frames are dropped.
   auto sender = load_secret_key(keys.prefix("src1") + ".key");
   ASSERT_TRUE(sender.ok());
-  intruder.configure_socket = curve_client_setup(*sender, *dst_key);
-  auto c = pipe::PipeSender::connect(ctx, endpoint, pipe::make_token(), intruder);
-  ASSERT_TRUE(c.ok()) << c.status().message();
+  pipe::PipeSender* c = intrude(*sender);
+  ASSERT_NE(c, nullptr);
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
   const std::string junk(64 * 1024, 'x');
   ASSERT_EQ(::write(fds[1], junk.data(), junk.size()), static_cast<ssize_t>(junk.size()));
   ::close(fds[1]);
   std::atomic<bool> cancel{false};
-  (void)(*c)->stream_from(fds[0], cancel);
+  (void)c->stream_from(fds[0], cancel);
   ::close(fds[0]);
   EXPECT_TRUE(wait_text("dst1.log", "refused a frame (wrong token)")) << cluster().logs();
 
@@ -157,9 +151,7 @@ TEST_F(DataAuth, WrongKeysAndAWrongTokenAreRefusedWhileTheRealTransferCompletes)
   const std::string target = dst + "/backup/src1/" + data;
   EXPECT_EQ(guid_of(data + "@s1"), guid_of(target + "@s1"));
   expect_same_files(data, target);
-  a->reset();
-  b->reset();
-  c->reset();
+  intruders.clear();
 }
 
 }  // namespace

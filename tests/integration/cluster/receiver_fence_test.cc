@@ -24,6 +24,7 @@
 #include "shared/channel.h"
 #include "shared/process.h"
 #include "shared/protocol.h"
+#include "tests/support/fake_broker.h"
 #include "tests/support/paths.h"
 #include "tests/support/zfs_rig.h"
 
@@ -31,7 +32,6 @@ namespace zps::test {
 namespace {
 
 using namespace std::chrono_literals;
-using SteadyClock = std::chrono::steady_clock;
 
 std::vector<std::string> read_lines(const std::string& path) {
   std::vector<std::string> out;
@@ -44,64 +44,6 @@ std::string read_text(const std::string& path) {
   std::ifstream in(path);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
-
-// The broker's side of one agent's connection: a ROUTER the agent connects to. It
-// answers the agent's hello (with a long liveness window, so the agent never gives up
-// on it during a test) and sends requests as the broker would forward them.
-class FakeBroker {
- public:
-  explicit FakeBroker(zmq::context_t& ctx) : router_(ctx, zmq::socket_type::router) {
-    configure_control_socket(router_);
-    router_.bind("tcp://127.0.0.1:*");
-    endpoint_ = router_.get(zmq::sockopt::last_endpoint);
-  }
-
-  const std::string& endpoint() const { return endpoint_; }
-
-  // Waits for the agent's hello and registers it.
-  bool accept_agent(std::chrono::milliseconds timeout) {
-    const auto until = SteadyClock::now() + timeout;
-    while (SteadyClock::now() < until && agent_.empty()) pump(100ms, 0);
-    return !agent_.empty();
-  }
-
-  // Sends a request to the agent and waits for the reply to it.
-  template <wire::HasFields M>
-  std::optional<proto::Envelope> call(const M& request, std::chrono::milliseconds timeout = 20s) {
-    const uint64_t id = next_id_++;
-    if (!send_control(router_, agent_, proto::encode_request(request, id))) return std::nullopt;
-    const auto until = SteadyClock::now() + timeout;
-    while (SteadyClock::now() < until) {
-      if (auto reply = pump(100ms, id)) return reply;
-    }
-    return std::nullopt;
-  }
-
- private:
-  // Handles what arrives within `wait`: hellos are answered, heartbeats and notices
-  // dropped; returns the reply to `want` when it is among them.
-  std::optional<proto::Envelope> pump(std::chrono::milliseconds wait, uint64_t want) {
-    zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, wait);
-    while (auto in = recv_control(router_, true)) {
-      if (!in->message.ok()) continue;
-      const proto::Envelope& e = *in->message;
-      if (e.type == proto::Hello::kType) {
-        agent_ = in->peer;
-        proto::HelloReply hr{"fake", 1000, 60};
-        send_control(router_, in->peer, proto::encode_reply(e.id, hr));
-      } else if (e.is_reply() && want != 0 && e.re == want) {
-        return e;
-      }
-    }
-    return std::nullopt;
-  }
-
-  zmq::socket_t router_;
-  std::string endpoint_;
-  std::string agent_;
-  uint64_t next_id_ = 1000;
-};
 
 class AgentAlone : public ZfsTest {
  protected:
