@@ -318,7 +318,11 @@ void Receiver::run_session(Session* s) {
     }
     if (reason.empty()) reason = stats.status().message();
     r.ok = false;
-    r.exit_code = st.code;
+    // zfs recv's exit status is its verdict only when it stopped reading by itself (the
+    // write failed). After a gap, a bad hash or a stall it may have choked on the cut
+    // stream first ("invalid backup stream"): a consequence of the broken pipe, which
+    // the sender must see as such, and retry.
+    r.exit_code = stats.status().code() == Code::kIoError ? st.code : -1;
     r.reason = reason;
     r.stderr_text = s->recv->stderr_text();
     spdlog::warn("receive of {}@{} ({}) aborted: {}; zfs recv was killed, nothing was committed",
