@@ -33,11 +33,20 @@ const std::vector<std::string> kSenderFlags = {"--hop-retries", "6", "--retry-ba
 const std::vector<std::string> kReceiverFlags = {"--data-address", "127.0.0.2", "--data-bind",
                                                  "127.0.0.1", "--stall-timeout-ms", "3000"};
 
-// The first hop carries a 6 MiB file; the fault lands after 3 MiB of it, well inside a
-// data frame's payload (frames are 256 KiB), not in the ZMTP handshake or a header.
-constexpr uint64_t kFaultAfter = (3u << 20) + 100000;
+// The first hop carries a 6 MiB file; a fault "mid" lands after 3 MiB of it, well inside
+// a data frame's payload (frames are 256 KiB), in the file's data; "early" lands in the
+// first frame, among the stream's first records (zfs recv may choke on it before the
+// pipe's hash is checked).
+constexpr uint64_t kMid = (3u << 20) + 100000;
+constexpr uint64_t kEarly = 3000;
 
-class PipeFaultTest : public ClusterTest, public ::testing::WithParamInterface<ProxyFault> {
+struct Case {
+  ProxyFault fault;
+  uint64_t after;
+  const char* name;
+};
+
+class PipeFaultTest : public ClusterTest, public ::testing::WithParamInterface<Case> {
  protected:
   std::string pool(const std::string& tag) {
     auto p = rig().create_pool(tag);
@@ -57,8 +66,8 @@ TEST_P(PipeFaultTest, HopIsAbortedRetriedAndTheTargetEqualsTheSource) {
   ProxyOptions po;
   po.port_lo = cluster().data_port_lo("dst1");
   po.port_hi = static_cast<uint16_t>(po.port_lo + Cluster::kDataPortsPerAgent - 1);
-  po.fault = GetParam();
-  po.after_bytes = kFaultAfter;
+  po.fault = GetParam().fault;
+  po.after_bytes = GetParam().after;
   po.drop_bytes = 10000;
   auto proxy = TcpProxy::start(po);
   ASSERT_TRUE(proxy.ok()) << proxy.status().message();
@@ -101,7 +110,7 @@ TEST_P(PipeFaultTest, HopIsAbortedRetriedAndTheTargetEqualsTheSource) {
   EXPECT_FALSE(aborted.empty() && recv_failed.empty())
       << "the receiver's log does not say why the hop ended";
   const std::string reason = !aborted.empty() ? aborted.front() : recv_failed.front();
-  if (GetParam() == ProxyFault::kStall) {
+  if (GetParam().fault == ProxyFault::kStall) {
     EXPECT_NE(reason.find("stalled"), std::string::npos) << reason;
   }
 
@@ -110,16 +119,20 @@ TEST_P(PipeFaultTest, HopIsAbortedRetriedAndTheTargetEqualsTheSource) {
   EXPECT_EQ(file_difference(rig(), src, dst), "");
   EXPECT_EQ(partial_receives(rig(), dst_pool), std::vector<std::string>{});
 
-  std::cout << "PIPEFAULT mode=" << fault_name(GetParam()) << " fault='"
+  std::cout << "PIPEFAULT mode=" << GetParam().name << " fault='"
             << (*proxy)->fault_description() << "' failed_hops=" << failed
             << " hop_error='" << hop_error << "' receiver='" << reason << "'\n";
 }
 
 INSTANTIATE_TEST_SUITE_P(Faults, PipeFaultTest,
-                         ::testing::Values(ProxyFault::kCut, ProxyFault::kDrop, ProxyFault::kFlip,
-                                           ProxyFault::kStall),
-                         [](const ::testing::TestParamInfo<ProxyFault>& info) {
-                           return std::string(fault_name(info.param));
+                         ::testing::Values(Case{ProxyFault::kCut, kMid, "cut"},
+                                           Case{ProxyFault::kDrop, kMid, "drop"},
+                                           Case{ProxyFault::kFlip, kMid, "flip"},
+                                           Case{ProxyFault::kStall, kMid, "stall"},
+                                           Case{ProxyFault::kDrop, kEarly, "drop_early"},
+                                           Case{ProxyFault::kFlip, kEarly, "flip_early"}),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return std::string(info.param.name);
                          });
 
 }  // namespace
