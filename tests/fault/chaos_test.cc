@@ -16,7 +16,10 @@
 //   temporary clones, zfs-fuse having no .zfs directory; spread over the datasets),
 //   ZPS_CHAOS_SEED (default: from the clock; printed, so a failing run can be replayed).
 //
-// Prints "CHAOS seed=.. jobs_run=.. kills=.. retries=.. ..." for the lead's notes.
+// Prints "CHAOS seed=.. jobs_run=.. kills=.. retries=.. ..." for the lead's notes:
+// jobs_run counts every job submitted (chaos phase and settle phase), kills the SIGKILLs
+// (by victim), retries the hop retries the sender logged ("retrying in"), reruns the
+// jobs submitted again after one of the same dataset ended unsuccessfully.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -53,6 +56,7 @@ const std::vector<std::string> kAgentFlags = {"--hop-retries", "3", "--retry-bac
 struct Figures {
   int jobs_run = 0;
   int kills = 0;
+  std::map<std::string, int> kills_of;  // by victim
   int reruns = 0;          // submissions after a job of that dataset had ended unsuccessfully
   int final_attempts = 0;  // replicate runs in the settle phase
   int datasets_checked = 0;
@@ -180,6 +184,7 @@ TEST_F(ChaosTest, KillsAndRestartsWhileReplicatingThenEverythingConverges) {
               << " ms before the chaos ends at the latest)\n";
     kill_and_restart(victim, rng);
     ++fig.kills;
+    ++fig.kills_of[victim];
     next_kill = Clock::now() + std::chrono::milliseconds(300 + rng() % 1700);
   };
   // Until every dataset's job has succeeded once, or the time is up.
@@ -249,7 +254,8 @@ TEST_F(ChaosTest, KillsAndRestartsWhileReplicatingThenEverythingConverges) {
   const int retries =
       static_cast<int>(log_lines_with(cluster().dir() + "/src1.log", "retrying in").size());
   std::cout << "CHAOS seed=" << seed << " jobs_run=" << fig.jobs_run << " kills=" << fig.kills
-            << " retries=" << retries << " reruns=" << fig.reruns
+            << " (broker " << fig.kills_of["broker"] << ", src1 " << fig.kills_of["src1"]
+            << ", dst1 " << fig.kills_of["dst1"] << ") retries=" << retries << " reruns=" << fig.reruns
             << " final_attempts=" << fig.final_attempts
             << " datasets_checked=" << fig.datasets_checked
             << " snapshots_checked=" << fig.snapshots_checked
