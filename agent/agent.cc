@@ -188,6 +188,16 @@ void Agent::run(const std::atomic<bool>& stop) {
     for (int i = 0; i < 100; ++i) on_bus_message();
     while (auto in = recv_control(*broker_, false)) on_broker_message(*in, Clock::now());
   }
+  // Last, once the jobs reported their end: tell the broker this agent leaves, so a job
+  // that needs it fails with that reason at once instead of waiting out the heartbeats.
+  // Best effort; the socket keeps it for a second on close.
+  if (registered_) {
+    proto::Heartbeat bye;
+    bye.load = load();
+    bye.stopping = "it was stopped (SIGTERM)";
+    broker_->set(zmq::sockopt::linger, 1000);
+    send_control(*broker_, "", proto::encode_notice(bye));
+  }
 }
 
 void Agent::send_hello(Clock::time_point now) {

@@ -19,9 +19,13 @@ constexpr Ms kTargetStateTimeout{std::chrono::minutes(5)};
 constexpr Ms kRecvResultTimeout{std::chrono::hours(24)};
 constexpr Ms kSettleTimeout{std::chrono::seconds(15)};
 constexpr Ms kProgressInterval{500};
+// How often a hop asks a busy receiver again: a slot frees when one of its receives
+// ends, which takes at least a hop's time.
+constexpr Ms kBusyPoll{500};
 
-// Failures worth another try: the pipe broke or stalled, a peer was briefly away, the
-// receiver was busy. Refusals and zfs's own errors are not.
+// Failures worth another try: the pipe broke or stalled, a peer was briefly away.
+// Refusals and zfs's own errors are not. A busy receiver is no failure at all: the hop
+// waits for a slot (run_hop) and never spends an attempt.
 bool retryable(const Status& s) {
   switch (s.code()) {
     case Code::kTimeout:
@@ -306,6 +310,14 @@ Status JobRunner::run_hop(BusClient& bus, const DatasetTask& task, const HopPlan
   // back to it.
   if (plan.kind == HopKind::kIncremental) prep_req.rollback_guid = plan.from_guid;
   auto prep = bus.call(prep_req, config_.prepare_timeout, &cancel_);
+  while (!prep.ok() && prep.status().code() == Code::kBusy) {
+    // Waits without limit (the receiver is alive and working); one warning per job, not
+    // a line per poll.
+    warn(bus, "receiver " + job_.target_agent + " is busy (every receive slot its --max-recvs "
+              "allows is in use); hops wait for a free slot");
+    if (stop_.load() || !sleep_unless_cancelled(kBusyPoll)) break;
+    prep = bus.call(prep_req, config_.prepare_timeout, &cancel_);
+  }
   Status result;
   proto::RecvResultReply verdict;
   if (!prep.ok()) {
@@ -363,7 +375,10 @@ Status JobRunner::stream_hop(BusClient& bus, const DatasetTask& task, const HopP
     (*send)->kill(SIGKILL);
     (*send)->wait();
     (*pipe)->send_abort(streamed.status().message());
-    settle_session(bus, prep.session, streamed.status().message());
+    // The pipe error may only be the echo of zfs recv giving up (out of space: the
+    // receiver stopped reading); then zfs's words are the reason, and no retry helps.
+    auto settled = settle_session(bus, prep.session, streamed.status().message());
+    if (settled) ZPS_RETURN_IF_ERROR(zfs_recv_failure(task, *settled));
     return streamed.status();
   }
   ExitStatus st = (*send)->wait();
@@ -375,7 +390,8 @@ Status JobRunner::stream_hop(BusClient& bus, const DatasetTask& task, const HopP
                                         "): " + (err.empty() ? "no message" : err));
   }
   if (Status s = (*pipe)->finish(); !s.ok()) {
-    settle_session(bus, prep.session, s.message());
+    auto settled = settle_session(bus, prep.session, s.message());
+    if (settled) ZPS_RETURN_IF_ERROR(zfs_recv_failure(task, *settled));
     return s;
   }
   auto reply = bus.call(proto::RecvResultRequest{job_.job, prep.session}, kRecvResultTimeout, &cancel_);
@@ -391,20 +407,29 @@ Status JobRunner::stream_hop(BusClient& bus, const DatasetTask& task, const HopP
   if (!r.ok()) return r.status();
   verdict = *r;
   if (verdict.ok) return Status::Ok();
-  if (verdict.exit_code > 0 && !verdict.stderr_text.empty()) {
-    return Status(Code::kZfsFailed, "zfs recv into " + job_.target_agent + ":" + task.target +
-                                        " failed: " + verdict.stderr_text);
-  }
+  ZPS_RETURN_IF_ERROR(zfs_recv_failure(task, verdict));
   return Status(Code::kProtocol, "receiver " + job_.target_agent + " aborted the receive: " +
                                      verdict.reason);
 }
 
+Status JobRunner::zfs_recv_failure(const DatasetTask& task,
+                                   const proto::RecvResultReply& verdict) const {
+  if (verdict.ok || verdict.exit_code <= 0 || verdict.stderr_text.empty()) return Status::Ok();
+  return Status(Code::kZfsFailed, "zfs recv into " + job_.target_agent + ":" + task.target +
+                                      " failed: " + verdict.stderr_text);
+}
+
 // Makes sure the receiver's session is over before the hop is retried or the job ends:
 // abort it (the pipe's abort frame may not have arrived) and wait for its verdict.
-void JobRunner::settle_session(BusClient& bus, uint64_t session, const std::string& reason) {
+std::optional<proto::RecvResultReply> JobRunner::settle_session(BusClient& bus, uint64_t session,
+                                                                const std::string& reason) {
   auto aborted = bus.call(proto::AbortRequest{job_.job, session, reason}, kSettleTimeout);
   auto verdict = bus.call(proto::RecvResultRequest{job_.job, session}, kSettleTimeout);
   if (!aborted.ok() || !verdict.ok()) sessions_unsettled_.store(true);
+  if (!verdict.ok()) return std::nullopt;
+  auto r = verdict->as<proto::RecvResultReply>();
+  if (!r.ok()) return std::nullopt;
+  return *r;
 }
 
 Status JobRunner::replan_after_send_failure(const DatasetTask& task, const HopPlan& plan,

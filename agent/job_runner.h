@@ -6,7 +6,8 @@
 // list the source afresh, plan the next single hop, ask the receiver to prepare, run
 // `zfs send` (full or -i), stream it over the data pipe, and wait for the receiver's
 // verdict. Transient failures (pipe cut, stall, receiver gone for a while) are retried
-// with back-off; refusals and zfs's own errors end the job with zfs's words.
+// with back-off; refusals and zfs's own errors end the job with zfs's words. A receiver
+// at its --max-recvs limit ("busy") is waited for, without spending an attempt.
 //
 // Thread-safety: run() on one thread; cancel() from any thread.
 #pragma once
@@ -23,8 +24,8 @@
 #include <zmq.hpp>
 
 #include "agent/bus.h"
-#include "shared/pipe.h"
 #include "shared/keys.h"
+#include "shared/pipe.h"
 #include "shared/plan.h"
 #include "shared/protocol.h"
 #include "shared/zfs.h"
@@ -39,10 +40,10 @@ struct SenderConfig {
   std::chrono::milliseconds retry_backoff{1000};  // doubles after each failed try
   std::chrono::milliseconds prepare_timeout{std::chrono::seconds(60)};
   pipe::Options pipe;
-};
   // CURVE: this agent's keys; the data pipe is then a CURVE client of the receiver's
   // key, which the broker took from its authorized keys (PrepareReply::server_key).
   std::optional<KeyPair> keys;
+};
 
 // One dataset to bring up to date: where it comes from and where it goes.
 struct DatasetTask {
@@ -77,7 +78,12 @@ class JobRunner {
                  uint32_t of);
   Status stream_hop(BusClient& bus, const DatasetTask& task, const HopPlan& plan, uint32_t n,
                     const proto::PrepareReply& prep, proto::RecvResultReply& verdict);
-  void settle_session(BusClient& bus, uint64_t session, const std::string& reason);
+  // Aborts the receiver's session and waits for its verdict; nullopt when none came.
+  std::optional<proto::RecvResultReply> settle_session(BusClient& bus, uint64_t session,
+                                                       const std::string& reason);
+  // kZfsFailed with zfs recv's own words when the verdict says zfs recv failed by itself
+  // (out of space, a refused stream), else Ok.
+  Status zfs_recv_failure(const DatasetTask& task, const proto::RecvResultReply& verdict) const;
   Status replan_after_send_failure(const DatasetTask& task, const HopPlan& plan, const Status& failure);
   void update(BusClient& bus, proto::JobUpdate u);
   void warn(BusClient& bus, const std::string& message);

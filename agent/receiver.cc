@@ -15,6 +15,8 @@ namespace {
 // Finished sessions are kept this long so a late recv_result still gets its answer.
 constexpr auto kKeepFinished = std::chrono::minutes(10);
 constexpr size_t kMaxFinishedKept = 1000;
+// How long zfs recv that stopped reading gets to exit and say why before it is killed.
+constexpr auto kOwnExitGrace = std::chrono::seconds(5);
 
 std::string hop_label(uint64_t job, uint32_t hop) {
   return "job " + std::to_string(job) + " hop " + std::to_string(hop);
@@ -190,7 +192,7 @@ Status Receiver::check_admission(const proto::PrepareRequest& req) {
                                       ") has received here, so this job no longer holds the lock");
   }
   if (running_.load() >= static_cast<uint32_t>(config_.max_recvs)) {
-    return Status(Code::kUnavailable, "busy: " + std::to_string(running_.load()) +
+    return Status(Code::kBusy, "busy: " + std::to_string(running_.load()) +
                                           " receives running (--max-recvs " +
                                           std::to_string(config_.max_recvs) + "); try again later");
   }
@@ -304,9 +306,17 @@ void Receiver::run_session(Session* s) {
   s->listener.reset();
   s->zap_key.reset();  // the data socket is closed: its key need not be let in any more
   if (!stats.ok()) {
-    // Kill before closing stdin: zfs recv must not see a clean end of a cut stream.
-    s->recv->kill(SIGKILL);
-    ExitStatus st = s->recv->wait();
+    // A failed write that no abort caused means zfs recv closed its input: it gave up
+    // by itself (out of space, a stream it refuses) and is saying why, so it gets a
+    // moment to finish and its words reach the sender. Any other failure (gap, bad
+    // hash, stall, abort) is killed at once, before closing stdin: zfs recv must not
+    // see a clean end of a cut stream.
+    std::optional<ExitStatus> own;
+    if (stats.status().code() == Code::kIoError && !s->cancel.load()) {
+      own = s->recv->wait_for(kOwnExitGrace);
+    }
+    if (!own) s->recv->kill(SIGKILL);
+    ExitStatus st = own ? *own : s->recv->wait();
     // Then close it at once: zfs-fuse's zfs hands the descriptor to its daemon, which
     // goes on receiving after the kill and keeps the dataset busy until it reads EOF
     // (and the session, with this pipe, is kept for minutes).
@@ -325,8 +335,14 @@ void Receiver::run_session(Session* s) {
     r.exit_code = stats.status().code() == Code::kIoError ? st.code : -1;
     r.reason = reason;
     r.stderr_text = s->recv->stderr_text();
-    spdlog::warn("receive of {}@{} ({}) aborted: {}; zfs recv was killed, nothing was committed",
-                 s->dataset, s->snapshot, hop_label(s->job, s->hop), reason);
+    if (own) {
+      spdlog::warn("receive of {}@{} ({}) failed: zfs recv stopped reading and exited ({}): {}",
+                   s->dataset, s->snapshot, hop_label(s->job, s->hop), st.describe(),
+                   r.stderr_text.empty() ? "no message" : r.stderr_text);
+    } else {
+      spdlog::warn("receive of {}@{} ({}) aborted: {}; zfs recv was killed, nothing was committed",
+                   s->dataset, s->snapshot, hop_label(s->job, s->hop), reason);
+    }
     return finish_session(s, std::move(r));
   }
   s->recv->close_stdin();

@@ -273,6 +273,7 @@ void Broker::on_heartbeat(const std::string& agent, const proto::Envelope& e) {
   auto hb = e.as<proto::Heartbeat>();
   if (!hb.ok()) return;
   registry_.on_heartbeat(agent, *hb);
+  if (!hb->stopping.empty()) on_agent_stopping(agent, hb->stopping);
 }
 
 void Broker::send_heartbeats(Time) {
@@ -289,6 +290,15 @@ void Broker::on_agent_dead(const std::string& agent) {
     fail_pending(id, call, Status(Code::kUnavailable, "agent " + agent + " was lost (no heartbeat for " +
                                                           std::to_string(registry_.dead_after().count()) +
                                                           " ms) while waiting for " + call.what));
+  }
+}
+
+void Broker::on_agent_stopping(const std::string& agent, const std::string& why) {
+  registry_.mark_stopped(agent, why);
+  spdlog::warn("agent {} is going away: {}", agent, why);
+  for (auto& [id, call] : pending_.take_for_agent(agent)) {
+    fail_pending(id, call, Status(Code::kUnavailable, "agent " + agent + " went away (" + why +
+                                                          ") while waiting for " + call.what));
   }
 }
 

@@ -71,6 +71,8 @@ class Broker {
   void on_heartbeat(const std::string& agent, const proto::Envelope& e);
   void send_heartbeats(Time now);
   void on_agent_dead(const std::string& agent);
+  // An agent's last heartbeat said it stops: gone at once, calls to it fail with why.
+  void on_agent_stopping(const std::string& agent, const std::string& why);
   void reconcile_jobs_of(const std::string& agent);
   void fail_orphaned_jobs(Time now);
 

@@ -328,8 +328,10 @@ void Broker::forward_in_job(const std::string& agent, const Inbound& in, const p
   }
   const AgentEntry* receiver = registry_.find_alive(job->target_agent);
   if (receiver == nullptr) {
+    const AgentEntry* known = registry_.find(job->target_agent);
+    const std::string why = known != nullptr && !known->gone.empty() ? ": " + known->gone : "";
     return reply_error(in, e.id, Status(Code::kUnavailable, "receiver agent " + job->target_agent +
-                                                                " is not connected"));
+                                                                " is not connected" + why));
   }
   const uint64_t rid = next_request_id();
   PendingCall call;

@@ -28,6 +28,7 @@ bool AgentRegistry::on_hello(const proto::Hello& hello, const std::string& peer,
   e.last_seen = now;
   e.load = hello.load;
   e.pools = hello.pools;
+  e.gone.clear();
   by_peer_[peer] = hello.agent;
   return !was_alive;
 }
@@ -46,6 +47,17 @@ void AgentRegistry::on_heartbeat(const std::string& id, const proto::Heartbeat& 
   if (it == agents_.end()) return;
   it->second.load = hb.load;
   if (!hb.pools.empty()) it->second.pools = hb.pools;
+}
+
+void AgentRegistry::mark_stopped(const std::string& id, const std::string& why) {
+  auto it = agents_.find(id);
+  if (it == agents_.end()) return;
+  AgentEntry& e = it->second;
+  e.alive = false;
+  by_peer_.erase(e.peer);
+  e.peer.clear();
+  e.load = {};
+  e.gone = why;
 }
 
 std::vector<std::string> AgentRegistry::sweep(Clock::time_point now) {

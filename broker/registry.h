@@ -29,6 +29,7 @@ struct AgentEntry {
   Clock::time_point last_seen{};
   proto::Load load;
   std::vector<proto::PoolSpace> pools;
+  std::string gone;             // why it left, when it said so ("it was stopped (SIGTERM)")
 };
 
 class AgentRegistry {
@@ -48,6 +49,9 @@ class AgentRegistry {
   // is not a registered, alive agent (it must say hello again).
   std::optional<std::string> touch(const std::string& peer, Clock::time_point now);
   void on_heartbeat(const std::string& id, const proto::Heartbeat& hb);
+
+  // An agent that said it is stopping: not alive from now on, with its reason.
+  void mark_stopped(const std::string& id, const std::string& why);
 
   // Marks agents silent for too long as dead; returns their ids.
   std::vector<std::string> sweep(Clock::time_point now);

@@ -271,10 +271,14 @@ struct Heartbeat {
   static constexpr std::string_view kType = "heartbeat";
   Load load;
   std::vector<PoolSpace> pools;
+  // Set only in an agent's last heartbeat, when it stops on purpose (SIGTERM): why. The
+  // broker then counts it gone at once, and says so to jobs that need it.
+  std::string stopping;
   template <class V>
   void fields(V& v) {
     v("load", load);
     v("pools", pools);
+    v("stopping", stopping);
   }
 };
 

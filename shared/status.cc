@@ -12,7 +12,7 @@ struct CodeName {
   std::string_view name;
 };
 
-constexpr std::array<CodeName, 16> kCodeNames = {{
+constexpr std::array<CodeName, 17> kCodeNames = {{
     {Code::kOk, "ok"},
     {Code::kInvalidArgument, "invalid_argument"},
     {Code::kNotFound, "not_found"},
@@ -26,6 +26,7 @@ constexpr std::array<CodeName, 16> kCodeNames = {{
     {Code::kIoError, "io_error"},
     {Code::kTimeout, "timeout"},
     {Code::kUnavailable, "unavailable"},
+    {Code::kBusy, "busy"},
     {Code::kProtocol, "protocol"},
     {Code::kCancelled, "cancelled"},
     {Code::kInternal, "internal"},

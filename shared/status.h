@@ -30,6 +30,7 @@ enum class Code {
   kIoError,          // a local system call failed
   kTimeout,
   kUnavailable,      // a peer is not reachable or not alive
+  kBusy,             // a receiver at its --max-recvs limit: wait for a slot, not a failure
   kProtocol,         // a malformed or unexpected message
   kCancelled,
   kInternal,

@@ -7,7 +7,7 @@ namespace {
 
 TEST(StatusTest, CodeNamesRoundTrip) {
   for (Code c : {Code::kOk, Code::kInvalidArgument, Code::kLockHeld, Code::kDiverged,
-                 Code::kTargetNewer, Code::kZfsFailed, Code::kInternal}) {
+                 Code::kTargetNewer, Code::kZfsFailed, Code::kBusy, Code::kInternal}) {
     EXPECT_EQ(code_from_name(code_name(c)), c) << code_name(c);
   }
   EXPECT_EQ(code_from_name("no such code"), Code::kInternal);
