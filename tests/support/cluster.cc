@@ -63,14 +63,16 @@ Result<std::unique_ptr<Process>> Cluster::spawn_logged(const std::vector<std::st
   return Process::spawn(argv, o);
 }
 
-void Cluster::stop(Proc& p, int sig) {
-  if (!p.process) return;
+std::optional<ExitStatus> Cluster::stop(Proc& p, int sig) {
+  if (!p.process) return std::nullopt;
   p.process->kill(sig);
-  if (!p.process->wait_for(10s)) {
+  std::optional<ExitStatus> status = p.process->wait_for(10s);
+  if (!status) {
     p.process->kill(SIGKILL);
     p.process->wait();
   }
   p.process.reset();
+  return status;
 }
 
 Status Cluster::start_broker(const std::vector<std::string>& extra_args) {
@@ -100,7 +102,7 @@ Status Cluster::start_broker(const std::vector<std::string>& extra_args) {
   return Status(Code::kUnavailable, "zps-broker did not start:\n" + read_file(broker_.log));
 }
 
-void Cluster::stop_broker(int sig) { stop(broker_, sig); }
+std::optional<ExitStatus> Cluster::stop_broker(int sig) { return stop(broker_, sig); }
 
 Status Cluster::restart_broker(int sig) {
   stop(broker_, sig);

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,8 +51,9 @@ class Cluster {
   // Starts the broker on an ephemeral loopback port (later restarts reuse the port and
   // the state directory). Waits until it listens.
   Status start_broker(const std::vector<std::string>& extra_args = {});
-  // Stops the broker with `sig` and waits for it to exit.
-  void stop_broker(int sig = 15);
+  // Stops the broker with `sig` and waits for it to exit; how it exited (nullopt when
+  // it was not running, or needed a SIGKILL after 10 s).
+  std::optional<ExitStatus> stop_broker(int sig = 15);
   Status restart_broker(int sig = 9);
   pid_t broker_pid() const;
   const std::string& endpoint() const { return endpoint_; }
@@ -107,7 +109,7 @@ class Cluster {
   };
   Result<std::unique_ptr<Process>> spawn_logged(const std::vector<std::string>& argv,
                                                 const std::string& log);
-  void stop(Proc& p, int sig);
+  std::optional<ExitStatus> stop(Proc& p, int sig);
 
   std::string dir_;
   int heartbeat_ms_;

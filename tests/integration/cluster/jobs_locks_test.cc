@@ -4,11 +4,10 @@
 // cancel in the middle of a hop.
 //
 // To hold a job in the middle of a hop for as long as a test needs, the sending agent
-// runs a `zfs` wrapper (SendGate) that lets the first MiB of every `zfs send` through
-// and then waits while a gate file exists: zfs recv is running on the receiver with
-// part of the stream, exactly the state a lock conflict or a cancel must handle.
-// Stopping the zfs process with SIGSTOP would not do: zfs-fuse's zfs hands the stream's
-// descriptor to the daemon, which keeps writing it.
+// runs a `zfs` wrapper (SendGate, tests/support/send_gate.h) that lets the first MiB of
+// every `zfs send` through and then waits while a gate file exists: zfs recv is running
+// on the receiver with part of the stream, exactly the state a lock conflict or a
+// cancel must handle.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -27,116 +26,13 @@
 #include <vector>
 
 #include "tests/support/cluster.h"
+#include "tests/support/send_gate.h"
 
 namespace zps::test {
 namespace {
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
-
-constexpr size_t kHeldBytes = 1 << 20;  // what a held zfs send lets through first
-
-// The real zfs, found on PATH as the agents would find it.
-std::string real_zfs() {
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path ? path : "/usr/sbin:/sbin:/usr/bin:/bin");
-  for (std::string dir; std::getline(dirs, dir, ':');) {
-    const std::string candidate = dir + "/zfs";
-    if (!dir.empty() && ::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return "/usr/sbin/zfs";
-}
-
-// A `zfs` for a sending agent (its --zfs): while the gate is closed, every `zfs send`
-// that starts passes kHeldBytes and then waits until the gate opens; everything else
-// runs the real zfs at once. When the agent kills a held send (cancel), the waiting
-// part notices and exits, so the real zfs send ends on a broken pipe.
-class SendGate {
- public:
-  explicit SendGate(const std::string& dir)
-      : script_(dir + "/zfs-gated"), gate_(dir + "/send.gate"), held_(dir + "/send.held") {
-    std::ofstream out(script_);
-    out << "#!/bin/bash\n"
-        << "real='" << real_zfs() << "'\n"
-        << "gate='" << gate_ << "'\n"
-        << "held='" << held_ << "'\n"
-        << "if [ \"$1\" != send ] || [ ! -e \"$gate\" ]; then exec \"$real\" \"$@\"; fi\n"
-        << "set -o pipefail\n"
-        << "me=$$\n"
-        << "\"$real\" \"$@\" | {\n"
-        << "  head -c " << kHeldBytes << " || exit 1\n"
-        << "  touch \"$held\"\n"
-        << "  while [ -e \"$gate\" ]; do kill -0 $me 2>/dev/null || exit 1; sleep 0.05; done\n"
-        << "  exec cat\n"
-        << "}\n";
-    out.close();
-    ::chmod(script_.c_str(), 0755);
-  }
-  ~SendGate() { open(); }  // never leave a held zfs send behind
-  SendGate(const SendGate&) = delete;
-  SendGate& operator=(const SendGate&) = delete;
-
-  const std::string& zfs_path() const { return script_; }
-  // Sends that start from now on are held after their first MiB.
-  void close() {
-    std::error_code ec;
-    fs::remove(held_, ec);
-    std::ofstream(gate_).put('\n');
-  }
-  // Held sends run on; new ones are not held.
-  void open() {
-    std::error_code ec;
-    fs::remove(gate_, ec);
-  }
-  // True once a send has streamed its first MiB and waits at the gate.
-  bool holding() const { return fs::exists(held_); }
-
- private:
-  std::string script_;
-  std::string gate_;
-  std::string held_;
-};
-
-bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < until) {
-    if (done()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return done();
-}
-
-// Live (not zombie) children of `parent` whose argv[1] is `verb` ("recv", "send").
-std::vector<pid_t> zfs_children(pid_t parent, const std::string& verb) {
-  std::vector<pid_t> out;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream stat_in(entry.path() / "stat");
-    std::string stat((std::istreambuf_iterator<char>(stat_in)), std::istreambuf_iterator<char>());
-    const size_t paren = stat.rfind(')');
-    if (paren == std::string::npos || paren + 4 >= stat.size()) continue;
-    std::istringstream rest(stat.substr(paren + 2));
-    char state = '?';
-    pid_t ppid = 0;
-    rest >> state >> ppid;
-    if (ppid != parent || state == 'Z') continue;
-    std::ifstream cmd_in(entry.path() / "cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(cmd_in)), std::istreambuf_iterator<char>());
-    std::vector<std::string> argv;
-    std::istringstream parts(cmdline);
-    for (std::string arg; std::getline(parts, arg, '\0');) argv.push_back(arg);
-    if (argv.size() >= 2 && argv[1] == verb) out.push_back(std::stoi(name));
-  }
-  return out;
-}
-
-size_t count_containing(const std::vector<std::string>& lines, const std::string& needle) {
-  return static_cast<size_t>(std::count_if(lines.begin(), lines.end(), [&](const std::string& l) {
-    return l.find(needle) != std::string::npos;
-  }));
-}
 
 class JobsFixture : public ClusterTest {
  protected:
