@@ -244,12 +244,14 @@ ZPS_SAMPLE(PrepareRequest) {
           .to_guid = 0xfedcba9876543210ull,
           .snapshot = "s3",
           .rollback_guid = 0x0123456789abcdefull,
-          .sender = "node1"};
+          .sender = "node1",
+          .sender_key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"};
 }
 ZPS_SAMPLE(PrepareReply) {
   return {.endpoint = "tcp://192.0.2.11:7001",
           .token = "00112233445566778899aabbccddeeff",
-          .session = 12};
+          .session = 12,
+          .server_key = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"};
 }
 ZPS_SAMPLE(RecvResultRequest) { return {.job = 7, .session = 12}; }
 ZPS_SAMPLE(RecvResultReply) {
