@@ -148,7 +148,9 @@ ZPS_SAMPLE(Hello) {
 ZPS_SAMPLE(HelloReply) {
   return {.broker_version = "0.1.0", .heartbeat_ms = 1000, .liveness = 3};
 }
-ZPS_SAMPLE(Heartbeat) { return {.load = busy_load(), .pools = {pool("backup", 77)}}; }
+ZPS_SAMPLE(Heartbeat) {
+  return {.load = busy_load(), .pools = {pool("backup", 77)}, .stopping = "SIGTERM"};
+}
 ZPS_SAMPLE(Reregister) { return {}; }
 ZPS_SAMPLE(AgentsRequest) { return {}; }
 ZPS_SAMPLE(AgentsReply) { return {.agents = {agent_info("node1"), agent_info("node2")}}; }
