@@ -29,6 +29,7 @@
 #include "tests/support/fake_broker.h"
 #include "tests/support/log_text.h"
 #include "tests/support/paths.h"
+#include "tests/support/raw_client.h"
 
 namespace zps::test {
 namespace {
@@ -49,27 +50,13 @@ std::string printable(const std::string& s) {
   return out.size() > 80 ? out.substr(0, 80) + "..." : out;
 }
 
-// A request sent straight to the broker with the operator's key, as a client that
-// does not check names would; the broker's reply.
-template <class M>
-std::optional<proto::Envelope> raw_call(zmq::context_t& ctx, const ClusterKeys& keys,
-                                        const std::string& endpoint, const M& req) {
-  zmq::socket_t s(ctx, zmq::socket_type::dealer);
-  configure_control_socket(s);
+// The operator's keys, for requests sent straight to the broker.
+ClientSecurity operator_security(const ClusterKeys& keys) {
+  ClientSecurity security;
   auto ops = load_secret_key(keys.prefix(ClusterKeys::kOperator) + ".key");
-  if (!ops.ok() || !make_curve_client(s, *ops, keys.broker_keys().public_z85).ok()) return std::nullopt;
-  s.connect(endpoint);
-  const uint64_t id = 77;
-  send_control(s, "", proto::encode_request(req, id));
-  const auto until = std::chrono::steady_clock::now() + 20s;
-  while (std::chrono::steady_clock::now() < until) {
-    zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, 100ms);
-    while (auto in = recv_control(s, false)) {
-      if (in->message.ok() && in->message->is_reply() && in->message->re == id) return *in->message;
-    }
-  }
-  return std::nullopt;
+  if (ops.ok()) security.own = *ops;
+  security.broker_key = keys.broker_keys().public_z85;
+  return security;
 }
 
 class BrokerConfinement : public ClusterTest {};
@@ -97,6 +84,8 @@ TEST_F(BrokerConfinement, TargetsOutsideEveryRootAndHostileNamesAreRefused) {
   }
 
   zmq::context_t ctx;
+  const ClientSecurity ops = operator_security(*cluster().keys());
+  ASSERT_TRUE(ops.curve());
   const auto table = hostile_names();
   ASSERT_GE(table.size(), 20u);
   for (const HostileName& h : table) {
@@ -104,23 +93,22 @@ TEST_F(BrokerConfinement, TargetsOutsideEveryRootAndHostileNamesAreRefused) {
     const std::string as_target = place_under(h.name, root);
     SCOPED_TRACE(printable(h.name));
     proto::ReplicateRequest req{"src1", as_source, "dst1", root + "/t", false, false};
-    auto reply = raw_call(ctx, *cluster().keys(), cluster().endpoint(), req);
+    auto reply = raw_call(ctx, cluster().endpoint(), req, ops);
     ASSERT_TRUE(reply.has_value()) << "no answer from the broker";
     EXPECT_FALSE(reply->ok);
     EXPECT_NE(reply->err.msg.find(h.why), std::string::npos) << reply->err.msg;
     req = {"src1", data, "dst1", as_target, true, true};
-    reply = raw_call(ctx, *cluster().keys(), cluster().endpoint(), req);
+    reply = raw_call(ctx, cluster().endpoint(), req, ops);
     ASSERT_TRUE(reply.has_value()) << "no answer from the broker";
     EXPECT_FALSE(reply->ok);
     EXPECT_NE(reply->err.msg.find(h.why), std::string::npos) << reply->err.msg;
     // As an agent id, and as a dataset to list.
     req = {"src1", data, place_under(h.name, "x"), "", false, false};
-    reply = raw_call(ctx, *cluster().keys(), cluster().endpoint(), req);
+    reply = raw_call(ctx, cluster().endpoint(), req, ops);
     ASSERT_TRUE(reply.has_value());
     EXPECT_FALSE(reply->ok);
     EXPECT_NE(reply->err.msg.find("agent id"), std::string::npos) << reply->err.msg;
-    reply = raw_call(ctx, *cluster().keys(), cluster().endpoint(),
-                     proto::SnapshotsRequest{"src1", as_source});
+    reply = raw_call(ctx, cluster().endpoint(), proto::SnapshotsRequest{"src1", as_source}, ops);
     ASSERT_TRUE(reply.has_value());
     EXPECT_FALSE(reply->ok);
     EXPECT_NE(reply->err.msg.find(h.why), std::string::npos) << reply->err.msg;

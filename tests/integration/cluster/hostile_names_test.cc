@@ -15,6 +15,7 @@
 #include "shared/channel.h"
 #include "shared/protocol.h"
 #include "tests/support/cluster.h"
+#include "tests/support/raw_client.h"
 
 namespace zps::test {
 namespace {
@@ -30,21 +31,7 @@ struct Hostile {
 // does not check names would.
 std::optional<proto::Envelope> raw_replicate(zmq::context_t& ctx, const std::string& endpoint,
                                              const proto::ReplicateRequest& req) {
-  zmq::socket_t s(ctx, zmq::socket_type::dealer);
-  configure_control_socket(s);
-  s.connect(endpoint);
-  const uint64_t id = 77;
-  s.send(zmq::buffer(proto::kSignature), zmq::send_flags::sndmore);
-  s.send(zmq::buffer(proto::encode_request(req, id)), zmq::send_flags::none);
-  const auto until = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < until) {
-    zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, 100ms);
-    while (auto in = recv_control(s, false)) {
-      if (in->message.ok() && in->message->is_reply() && in->message->re == id) return *in->message;
-    }
-  }
-  return std::nullopt;
+  return raw_call(ctx, endpoint, req, {}, 10s);
 }
 
 class HostileNames : public ClusterTest {};
