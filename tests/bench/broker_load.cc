@@ -48,6 +48,7 @@
 #include "shared/channel.h"
 #include "shared/protocol.h"
 #include "shared/version.h"
+#include "tests/bench/args.h"
 
 extern char** environ;
 
@@ -525,23 +526,19 @@ void usage() {
 
 int main(int argc, char** argv) {
   Config c;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage();
-      return argv[++i];
-    };
-    if (a == "--broker") c.broker = value();
-    else if (a == "--broker-pid") c.broker_pid = std::stoi(value());
-    else if (a == "--agents") c.agents = std::stoi(value());
-    else if (a == "--warmup") c.warmup_s = std::stod(value());
-    else if (a == "--quiet") c.quiet_s = std::stod(value());
-    else if (a == "--duration") c.duration_s = std::stod(value());
-    else if (a == "--jobs-per-s") c.jobs_per_s = std::stod(value());
-    else if (a == "--rt-interval-ms") c.rt_interval_ms = std::stoi(value());
-    else if (a == "--zpsctl") c.zpsctl = value();
-    else if (a == "--zpsctl-interval-ms") c.zpsctl_interval_ms = std::stoi(value());
-    else if (a == "--io-threads") c.io_threads = std::stoi(value());
+  zps::bench::Args args(argc, argv, [](const std::string&) { usage(); });
+  while (auto a = args.next()) {
+    if (*a == "--broker") c.broker = args.value();
+    else if (*a == "--broker-pid") c.broker_pid = std::stoi(args.value());
+    else if (*a == "--agents") c.agents = std::stoi(args.value());
+    else if (*a == "--warmup") c.warmup_s = std::stod(args.value());
+    else if (*a == "--quiet") c.quiet_s = std::stod(args.value());
+    else if (*a == "--duration") c.duration_s = std::stod(args.value());
+    else if (*a == "--jobs-per-s") c.jobs_per_s = std::stod(args.value());
+    else if (*a == "--rt-interval-ms") c.rt_interval_ms = std::stoi(args.value());
+    else if (*a == "--zpsctl") c.zpsctl = args.value();
+    else if (*a == "--zpsctl-interval-ms") c.zpsctl_interval_ms = std::stoi(args.value());
+    else if (*a == "--io-threads") c.io_threads = std::stoi(args.value());
     else usage();
   }
   if (c.broker.empty() || c.broker_pid <= 0 || c.agents <= 0) usage();

@@ -40,6 +40,7 @@
 #include <zmq.hpp>
 
 #include "shared/pipe.h"
+#include "tests/bench/args.h"
 
 namespace {
 
@@ -366,19 +367,15 @@ std::vector<std::string> split(const std::string& s) {
 
 int main(int argc, char** argv) {
   Config c;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) die(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--bytes") c.bytes = parse_size(value());
-    else if (a == "--chunk") c.chunk = parse_size(value());
-    else if (a == "--reps") c.reps = std::stoi(value());
-    else if (a == "--hwm") c.hwm = std::stoi(value());
-    else if (a == "--variants") c.variants = split(value());
-    else if (a == "--ports") {
-      std::string r = value();
+  zps::bench::Args args(argc, argv, [](const std::string& name) { die(name + " needs a value"); });
+  while (auto a = args.next()) {
+    if (*a == "--bytes") c.bytes = parse_size(args.value());
+    else if (*a == "--chunk") c.chunk = parse_size(args.value());
+    else if (*a == "--reps") c.reps = std::stoi(args.value());
+    else if (*a == "--hwm") c.hwm = std::stoi(args.value());
+    else if (*a == "--variants") c.variants = split(args.value());
+    else if (*a == "--ports") {
+      std::string r = args.value();
       auto dash = r.find('-');
       if (dash == std::string::npos) die("--ports LO-HI");
       c.port_lo = static_cast<uint16_t>(std::stoi(r.substr(0, dash)));
