@@ -43,25 +43,40 @@ class Continuer {
 
 class ProcessFaults : public FaultTest {
  protected:
-  // data@s1 already on the target; data@s2 (4 MiB) on the way, held at the gate.
-  uint64_t hold_second_hop(const std::string& data, const std::string& target) {
-    CtlResult first = cluster().ctl({"replicate", "src1:" + data, "dst1:" + target});
+  // data_@s1 already on target_; data_@s2 (4 MiB) on the way, held at the gate.
+  uint64_t hold_second_hop() {
+    data_ = make_source("data", 1, 64 << 10);
+    target_ = root_ + "/data";
+    CtlResult first = cluster().ctl({"replicate", "src1:" + data_, "dst1:" + target_});
     if (first.exit_code != 0) throw RigError("first replication: " + first.describe());
-    write_random_file(data, "big", 4 << 20, 42);
-    snapshot(data, "s2");
+    write_random_file(data_, "big", 4 << 20, 42);
+    snapshot(data_, "s2");
     gate_->close();
-    const uint64_t id = replicate_detached({"src1:" + data, "dst1:" + target});
+    const uint64_t id = replicate_detached({"src1:" + data_, "dst1:" + target_});
     wait_hop_held();
     return id;
   }
+
+  // The end of every case: `agent` comes back, no lock is left, nothing partial, and a
+  // re-run brings the target level with the source (its job is returned).
+  nlohmann::json come_back_and_rerun(const std::string& agent) {
+    gate_->open();
+    if (Status s = cluster().restart_agent(agent); !s.ok()) throw RigError(s.message());
+    wait_alive({agent});
+    EXPECT_TRUE(wait_locks_released(30s)) << locks().dump();
+    expect_nothing_partial(data_, target_);
+    return rerun_until_level(data_, target_);
+  }
+
+  std::string data_, target_;
 };
 
 // ---- 1. Broker killed mid-job ----------------------------------------------------------
 
 TEST_F(ProcessFaults, BrokerKilledMidHopKeepsItsLocksAndTheJobEndsOnceWithAReason) {
   start_cluster();
-  const std::string data = make_source("data", 1, 64 << 10), target = root_ + "/data";
-  const uint64_t id = hold_second_hop(data, target);
+  const uint64_t id = hold_second_hop();
+  const std::string &data = data_, &target = target_;
   const nlohmann::json before = locks();
   ASSERT_EQ(before.size(), 1u) << before.dump();
 
@@ -108,8 +123,8 @@ TEST_F(ProcessFaults, SenderKilledMidHopFailsTheJobAndKeepsTheLockUntilTheReceiv
   // The receiver gives up a silent pipe after 5 s: the broker declares src1 lost
   // (3 heartbeats, 0.6 s) well before, while zfs recv still runs.
   start_cluster({}, {}, {"--stall-timeout-ms", "5000"});
-  const std::string data = make_source("data", 1, 64 << 10), target = root_ + "/data";
-  const uint64_t id = hold_second_hop(data, target);
+  const uint64_t id = hold_second_hop();
+  const std::string &data = data_, &target = target_;
   const pid_t dst = pid_of("dst1");
 
   cluster().stop_agent("src1", SIGKILL);
@@ -137,18 +152,14 @@ TEST_F(ProcessFaults, SenderKilledMidHopFailsTheJobAndKeepsTheLockUntilTheReceiv
   ASSERT_EQ(snapshots(target).size(), 1u);
   EXPECT_TRUE(alive(dst));
 
-  gate_->open();
-  ASSERT_TRUE(cluster().restart_agent("src1").ok());
-  wait_alive({"src1"});
-  const nlohmann::json again = rerun_until_level(data, target);
+  const nlohmann::json again = come_back_and_rerun("src1");
   ASSERT_EQ(again["hops"].size(), 1u) << again.dump();
   EXPECT_EQ(again["hops"][0].value("from", ""), "s1");  // from the last good snapshot
 }
 
 TEST_F(ProcessFaults, LockOfALostJobIsReleasedByTheLeaseWhenTheReceiverCannotSay) {
   start_cluster({"--lock-lease-s", "4"}, {}, {"--stall-timeout-ms", "3000"});
-  const std::string data = make_source("data", 1, 64 << 10), target = root_ + "/data";
-  const uint64_t id = hold_second_hop(data, target);
+  const uint64_t id = hold_second_hop();
   const pid_t dst = pid_of("dst1");
 
   // The receiver cannot report anything while stopped; the sender is gone for good.
@@ -165,19 +176,16 @@ TEST_F(ProcessFaults, LockOfALostJobIsReleasedByTheLeaseWhenTheReceiverCannotSay
   resume.resume();
   // Its silent pipe is given up as soon as it runs again, and it registers again.
   EXPECT_TRUE(wait_until([&] { return zfs_children(dst, "recv").empty(); }, 30s));
-  gate_->open();
-  ASSERT_TRUE(cluster().restart_agent("src1").ok());
-  wait_alive({"src1", "dst1"});
-  expect_nothing_partial(data, target);
-  rerun_until_level(data, target);
+  wait_alive({"dst1"});
+  come_back_and_rerun("src1");
 }
 
 // ---- 3. Receiver killed mid-hop --------------------------------------------------------
 
 TEST_F(ProcessFaults, ReceiverKilledAndRestartedWithinTheRetryWindowTheJobSucceeds) {
   start_cluster({}, {"--hop-retries", "8", "--retry-backoff-ms", "300", "--stall-timeout-ms", "1500"});
-  const std::string data = make_source("data", 1, 64 << 10), target = root_ + "/data";
-  const uint64_t id = hold_second_hop(data, target);
+  const uint64_t id = hold_second_hop();
+  const std::string &data = data_, &target = target_;
 
   cluster().stop_agent("dst1", SIGKILL);
   ASSERT_TRUE(cluster().restart_agent("dst1").ok());
@@ -196,8 +204,7 @@ TEST_F(ProcessFaults, ReceiverKilledAndRestartedWithinTheRetryWindowTheJobSuccee
 
 TEST_F(ProcessFaults, ReceiverKilledAndNotBackTheJobFailsAfterItsAttemptsNamingTheReceiver) {
   start_cluster({}, {"--hop-retries", "3", "--retry-backoff-ms", "200", "--stall-timeout-ms", "1500"});
-  const std::string data = make_source("data", 1, 64 << 10), target = root_ + "/data";
-  const uint64_t id = hold_second_hop(data, target);
+  const uint64_t id = hold_second_hop();
 
   cluster().stop_agent("dst1", SIGKILL);
   gate_->open();
@@ -209,11 +216,7 @@ TEST_F(ProcessFaults, ReceiverKilledAndNotBackTheJobFailsAfterItsAttemptsNamingT
   EXPECT_TRUE(contains(error, "dst1")) << error;
   EXPECT_TRUE(alive(pid_of("src1")));
 
-  ASSERT_TRUE(cluster().restart_agent("dst1").ok());
-  wait_alive({"dst1"});
-  EXPECT_TRUE(wait_locks_released(30s)) << locks().dump();
-  expect_nothing_partial(data, target);
-  rerun_until_level(data, target);
+  come_back_and_rerun("dst1");
 }
 
 // ---- Busy receiver ---------------------------------------------------------------------
@@ -249,8 +252,8 @@ TEST_F(ProcessFaults, BusyReceiverIsWaitedForWithoutSpendingAnAttempt) {
 
 TEST_F(ProcessFaults, SigtermToTheSenderMidHopAbortsTheHopAndTheJobSaysTheAgentStopped) {
   start_cluster();
-  const std::string data = make_source("data", 1, 64 << 10), target = root_ + "/data";
-  const uint64_t id = hold_second_hop(data, target);
+  const uint64_t id = hold_second_hop();
+  const std::string &data = data_, &target = target_;
   const pid_t dst = pid_of("dst1");
 
   cluster().stop_agent("src1", SIGTERM);
@@ -262,16 +265,12 @@ TEST_F(ProcessFaults, SigtermToTheSenderMidHopAbortsTheHopAndTheJobSaysTheAgentS
   expect_nothing_partial(data, target);
   EXPECT_TRUE(alive(dst));
 
-  gate_->open();
-  ASSERT_TRUE(cluster().restart_agent("src1").ok());
-  wait_alive({"src1"});
-  rerun_until_level(data, target);
+  come_back_and_rerun("src1");
 }
 
 TEST_F(ProcessFaults, SigtermToTheReceiverMidHopAbortsTheReceiveAndTheJobSaysSo) {
   start_cluster({}, {"--hop-retries", "2", "--retry-backoff-ms", "200", "--stall-timeout-ms", "1500"});
-  const std::string data = make_source("data", 1, 64 << 10), target = root_ + "/data";
-  const uint64_t id = hold_second_hop(data, target);
+  const uint64_t id = hold_second_hop();
 
   cluster().stop_agent("dst1", SIGTERM);
   gate_->open();
@@ -285,17 +284,13 @@ TEST_F(ProcessFaults, SigtermToTheReceiverMidHopAbortsTheReceiveAndTheJobSaysSo)
   EXPECT_TRUE(contains(cluster().logs(), "nothing was committed")) << cluster().logs();
   EXPECT_TRUE(alive(pid_of("src1")));
 
-  ASSERT_TRUE(cluster().restart_agent("dst1").ok());
-  wait_alive({"dst1"});
-  EXPECT_TRUE(wait_locks_released(30s)) << locks().dump();
-  expect_nothing_partial(data, target);
-  rerun_until_level(data, target);
+  come_back_and_rerun("dst1");
 }
 
 TEST_F(ProcessFaults, SigtermToTheBrokerExitsZeroAndItsStateIsThereAfterARestart) {
   start_cluster();
-  const std::string data = make_source("data", 1, 64 << 10), target = root_ + "/data";
-  const uint64_t id = hold_second_hop(data, target);
+  const uint64_t id = hold_second_hop();
+  const std::string &data = data_, &target = target_;
 
   const auto status = cluster().stop_broker(SIGTERM);
   ASSERT_TRUE(status.has_value()) << "zps-broker did not exit within 10 s of SIGTERM";

@@ -4,7 +4,7 @@
 // cancel in the middle of a hop.
 //
 // To hold a job in the middle of a hop for as long as a test needs, the sending agent
-// runs a `zfs` wrapper (SendGate, tests/support/send_gate.h) that lets the first MiB of
+// runs a `zfs` wrapper (SendGate, tests/support/send_gate.h; the fixture is FaultTest) that lets the first MiB of
 // every `zfs send` through and then waits while a gate file exists: zfs recv is running
 // on the receiver with part of the stream, exactly the state a lock conflict or a
 // cancel must handle.
@@ -25,8 +25,7 @@
 #include <thread>
 #include <vector>
 
-#include "tests/support/cluster.h"
-#include "tests/support/send_gate.h"
+#include "tests/support/fault_cluster.h"
 
 namespace zps::test {
 namespace {
@@ -34,59 +33,8 @@ namespace {
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-class JobsFixture : public ClusterTest {
+class JobsFixture : public FaultTest {
  protected:
-  void SetUp() override {
-    ClusterTest::SetUp();
-    if (IsSkipped() || HasFatalFailure()) return;
-    src_ = create_pool("src");
-    dst_ = create_pool("dst");
-    root_ = dst_ + "/backup";
-    gate_ = std::make_unique<SendGate>(rig().dir());
-  }
-
-  void TearDown() override {
-    if (gate_) gate_->open();
-    ClusterTest::TearDown();
-  }
-
-  // A broker, src1 (sends only, through the gate) and dst1 (receives under root_).
-  void start_cluster() {
-    start_broker();
-    start_agent({"src1", {}, {"--zfs", gate_->zfs_path()}});
-    start_agent({"dst1", {root_}, {}});
-    wait_alive({"src1", "dst1"});
-  }
-
-  uint64_t replicate_detached(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {"replicate"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    argv.push_back("--detach");
-    CtlResult r = cluster().ctl(argv);
-    if (r.exit_code != 0 || !r.json.is_object() || !r.json.contains("job")) {
-      throw RigError("replicate --detach failed: " + r.describe());
-    }
-    return r.json["job"].get<uint64_t>();
-  }
-
-  // Waits until a send of the job has streamed its first MiB into a running zfs recv
-  // on dst1 and is held there.
-  void wait_hop_held() {
-    const pid_t dst = cluster().agent_pid("dst1");
-    if (!wait_until([&] { return gate_->holding() && !zfs_children(dst, "recv").empty(); }, 30s)) {
-      throw RigError("no hop got held in flight within 30 s\n" + cluster().logs());
-    }
-  }
-
-  // `zpsctl watch`: the job as it ended, and zpsctl's exit status.
-  CtlResult watch(uint64_t job) { return cluster().ctl({"watch", std::to_string(job)}); }
-
-  nlohmann::json locks() {
-    CtlResult r = cluster().ctl({"locks"});
-    if (r.exit_code != 0 || !r.json.is_array()) throw RigError("zpsctl locks: " + r.describe());
-    return r.json;
-  }
-
   // The target has the source's snapshots, compared by guid.
   void expect_same_snapshots(const std::string& source, const std::string& target) {
     const auto s = snapshots(source);
@@ -97,9 +45,6 @@ class JobsFixture : public ClusterTest {
       EXPECT_EQ(t[i].guid, s[i].guid) << target << "@" << t[i].name;
     }
   }
-
-  std::string src_, dst_, root_;
-  std::unique_ptr<SendGate> gate_;
 };
 
 // ---- Locks -----------------------------------------------------------------------------
