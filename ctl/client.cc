@@ -52,7 +52,7 @@ std::optional<proto::Envelope> BrokerClient::next(Millis wait) {
     try {
       zmq::poll(&item, 1, std::min(left, kPollSlice));
     } catch (const zmq::error_t&) {
-      // EINTR from Ctrl-C: the loop checks the stop flag.
+      // Ctrl-C sets the stop flag (install_stop_signals), checked between slices.
     }
   }
   return std::nullopt;

@@ -1,23 +1,40 @@
 #include "shared/signals.h"
 
+#include <pthread.h>
+
 #include <csignal>
+#include <thread>
 
 namespace zps {
 namespace {
 
 std::atomic<bool> g_stop{false};
 
-extern "C" void on_stop_signal(int) { g_stop.store(true); }
+sigset_t stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  return set;
+}
 
 }  // namespace
 
 const std::atomic<bool>& install_stop_signals() {
   std::signal(SIGPIPE, SIG_IGN);
-  struct sigaction sa = {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
+  // SIGTERM and SIGINT are blocked here, before any other thread exists, so every
+  // thread started later (ours and libzmq's) inherits the block, and one thread takes
+  // them with sigwait. Delivered to an arbitrary thread instead, a signal interrupts
+  // whatever blocking zmq call that thread is in (EINTR), which is an exception in the
+  // middle of a job rather than a clean stop. Children get an empty mask (process.cc).
+  const sigset_t set = stop_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set] {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&set, &sig) == 0) g_stop.store(true);
+    }
+  }).detach();
   return g_stop;
 }
 

@@ -7,7 +7,8 @@
 
 namespace zps {
 
-// Installs the handlers; returns the flag SIGTERM/SIGINT set.
+// Call first in main(), before any thread starts. Returns the flag SIGTERM/SIGINT set;
+// event loops poll it (the signals never interrupt a blocking call).
 const std::atomic<bool>& install_stop_signals();
 
 }  // namespace zps
