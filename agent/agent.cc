@@ -7,6 +7,7 @@
 #include <random>
 
 #include "shared/names.h"
+#include "shared/signals.h"
 #include "shared/version.h"
 
 namespace zps::agent {
@@ -178,8 +179,9 @@ void Agent::run(const std::atomic<bool>& stop) {
   }
   spdlog::info("stopping: aborting {} receive(s) and {} job(s)", receiver_->active().size(),
                sender_->running().size());
-  receiver_->abort_all("the receiving agent is stopping (SIGTERM)");
-  sender_->stop_all("the sending agent " + options_.id + " is stopping (SIGTERM)");
+  const std::string why = " is stopping (" + stop_signal_name() + ")";
+  receiver_->abort_all("the receiving agent" + why);
+  sender_->stop_all("the sending agent " + options_.id + why);
   // Let the jobs report their end while the bus still runs.
   const auto until = Clock::now() + std::chrono::seconds(5);
   while (!sender_->running().empty() && Clock::now() < until) {
@@ -194,7 +196,7 @@ void Agent::run(const std::atomic<bool>& stop) {
   if (registered_) {
     proto::Heartbeat bye;
     bye.load = load();
-    bye.stopping = "it was stopped (SIGTERM)";
+    bye.stopping = "it was stopped (" + stop_signal_name() + ")";
     broker_->set(zmq::sockopt::linger, 1000);
     send_control(*broker_, "", proto::encode_notice(bye));
   }

@@ -3,12 +3,14 @@
 #include <pthread.h>
 
 #include <csignal>
+#include <string>
 #include <thread>
 
 namespace zps {
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<int> g_signal{0};
 
 sigset_t stop_signals() {
   sigset_t set;
@@ -32,10 +34,20 @@ const std::atomic<bool>& install_stop_signals() {
   std::thread([set] {
     for (;;) {
       int sig = 0;
-      if (sigwait(&set, &sig) == 0) g_stop.store(true);
+      if (sigwait(&set, &sig) != 0) continue;
+      g_signal.store(sig);
+      g_stop.store(true);
     }
   }).detach();
   return g_stop;
+}
+
+std::string stop_signal_name() {
+  switch (g_signal.load()) {
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    default: return "a stop request";
+  }
 }
 
 }  // namespace zps

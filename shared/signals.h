@@ -4,11 +4,15 @@
 #pragma once
 
 #include <atomic>
+#include <string>
 
 namespace zps {
 
 // Call first in main(), before any thread starts. Returns the flag SIGTERM/SIGINT set;
 // event loops poll it (the signals never interrupt a blocking call).
 const std::atomic<bool>& install_stop_signals();
+
+// "SIGTERM" or "SIGINT": the signal that set the flag, for log lines and reasons.
+std::string stop_signal_name();
 
 }  // namespace zps
