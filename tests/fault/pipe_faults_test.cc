@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,9 @@ struct Case {
   uint64_t after;
   const char* name;
 };
+
+// So ctest lists the case by name rather than as the struct's bytes.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 class PipeFaultTest : public ClusterTest, public ::testing::WithParamInterface<Case> {
  protected:
