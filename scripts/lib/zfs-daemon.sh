@@ -19,7 +19,15 @@ ensure_zfs_daemon() {
   local pidfile
   pidfile=$(mktemp /tmp/zps-zfs-fuse.XXXXXX.pid)
   echo "starting zfs-fuse (pid file $pidfile)"
-  zfs-fuse --pidfile "$pidfile"
+  local rc=0
+  zfs-fuse --pidfile "$pidfile" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    # Seen right after a wedged daemon was killed: its threads were still exiting.
+    echo "zfs-fuse failed to start (exit status $rc); is another zfs-fuse still exiting?" \
+         "(ps -C zfs-fuse; /var/run/zfs-fuse.pid)" >&2
+    rm -f "$pidfile"
+    return 1
+  fi
   local i
   for i in $(seq 1 100); do
     if zfs_daemon_reachable; then
