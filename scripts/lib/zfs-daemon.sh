@@ -12,6 +12,13 @@ ensure_zfs_daemon() {
   if zfs_daemon_reachable; then
     return 0
   fi
+  # A daemon that runs but does not answer (busy, or wedged) must not get a second one
+  # beside it: two zfs-fuse processes on one socket and one /dev/fuse hang both.
+  if pidof zfs-fuse >/dev/null; then
+    echo "a zfs-fuse daemon runs (pid $(pidof zfs-fuse)) but does not answer 'zpool list';" \
+         "not starting a second one: restart that daemon and try again" >&2
+    return 1
+  fi
   if [ ! -e /dev/fuse ]; then
     echo "zfs-fuse needs /dev/fuse, which this machine does not have (load the fuse module)" >&2
     return 1
