@@ -23,27 +23,31 @@ ensure_zfs_daemon() {
     echo "zfs-fuse needs /dev/fuse, which this machine does not have (load the fuse module)" >&2
     return 1
   fi
-  local pidfile
-  pidfile=$(mktemp /tmp/zps-zfs-fuse.XXXXXX.pid)
+  # zfs-fuse refuses to start when its pid file already exists ("already exists;
+  # aborting", exit 1), so the file goes into a fresh directory and is not created here.
+  local piddir pidfile
+  piddir=$(mktemp -d /tmp/zps-zfs-fuse.XXXXXX)
+  pidfile=$piddir/zfs-fuse.pid
   echo "starting zfs-fuse (pid file $pidfile)"
   local rc=0
   zfs-fuse --pidfile "$pidfile" || rc=$?
   if [ "$rc" -ne 0 ]; then
-    # Seen right after a wedged daemon was killed: its threads were still exiting.
-    echo "zfs-fuse failed to start (exit status $rc); is another zfs-fuse still exiting?" \
-         "(ps -C zfs-fuse; /var/run/zfs-fuse.pid)" >&2
-    rm -f "$pidfile"
+    # zfs-fuse also exits 1 when another daemon holds /var/lock/zfs/zfs_lock.
+    echo "zfs-fuse failed to start (exit status $rc); its messages go to syslog." \
+         "Is another zfs-fuse running or still exiting? (ps -C zfs-fuse)" >&2
+    rm -rf "$piddir"
     return 1
   fi
   local i
   for i in $(seq 1 100); do
-    if zfs_daemon_reachable; then
+    if zfs_daemon_reachable && [ -s "$pidfile" ]; then
       ZPS_STARTED_ZFS_PID=$(cat "$pidfile")
-      rm -f "$pidfile"
+      rm -rf "$piddir"
       return 0
     fi
     sleep 0.1
   done
+  rm -rf "$piddir"
   echo "zfs-fuse did not come up within 10 s" >&2
   return 1
 }
