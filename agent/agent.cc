@@ -252,15 +252,21 @@ void Agent::broker_lost(const std::string& why) {
   spdlog::warn("lost the broker at {}: {}; reconnecting", options_.broker, why);
   registered_ = false;
   hello_backoff_ = std::chrono::milliseconds(500);
+  fail_bus_requests("the agent lost its connection to the broker");
+  connect_broker();
+}
+
+// Requests the broker will never answer (it went away, or restarted and forgot them)
+// fail now with kUnavailable, so their workers retry instead of waiting out a timeout
+// that may be a day long (a receive's verdict).
+void Agent::fail_bus_requests(const std::string& why) {
   for (const auto& [id, worker] : bus_requests_) {
-    const std::string err = proto::encode_error(
-        id, Status(Code::kUnavailable, "the agent lost its connection to the broker"));
+    const std::string err = proto::encode_error(id, Status(Code::kUnavailable, why));
     bus_->send(zmq::buffer(worker), zmq::send_flags::sndmore);
     bus_->send(zmq::buffer(proto::kSignature), zmq::send_flags::sndmore);
     bus_->send(zmq::buffer(err), zmq::send_flags::none);
   }
   bus_requests_.clear();
-  connect_broker();
 }
 
 void Agent::on_broker_message(const Inbound& in, Clock::time_point now) {
@@ -302,6 +308,11 @@ void Agent::on_broker_message(const Inbound& in, Clock::time_point now) {
   if (e.type == proto::Heartbeat::kType) return;
   if (e.type == proto::Reregister::kType) {
     if (registered_) spdlog::info("the broker asked this agent to register again");
+    if (!bus_requests_.empty()) {
+      spdlog::info("{} request(s) sent before the broker restarted will not be answered; "
+                   "their jobs ask again", bus_requests_.size());
+    }
+    fail_bus_requests("the broker restarted and no longer knows this request");
     registered_ = false;
     hello_backoff_ = std::chrono::milliseconds(500);
     send_hello(now);

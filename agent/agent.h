@@ -53,6 +53,7 @@ class Agent {
   void on_request(const proto::Envelope& e);
   void on_bus_message();
   void broker_lost(const std::string& why);
+  void fail_bus_requests(const std::string& why);
   void reply(uint64_t re, const std::string& body);
   void refresh_pools();
   proto::Load load() const;
