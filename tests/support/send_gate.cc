@@ -1,9 +1,11 @@
 #include "tests/support/send_gate.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -69,14 +71,34 @@ bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds tim
   return done();
 }
 
+namespace {
+
+// A /proc file of a process that may exit while it is read: then it reads as empty.
+// (std::istreambuf_iterator would throw: a read there fails with ESRCH.)
+std::string read_proc_file(const fs::path& path) {
+  std::string out;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+}  // namespace
+
 std::vector<pid_t> zfs_children(pid_t parent, const std::string& verb) {
   std::vector<pid_t> out;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator("/proc", ec)) {
     const std::string name = entry.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream stat_in(entry.path() / "stat");
-    std::string stat((std::istreambuf_iterator<char>(stat_in)), std::istreambuf_iterator<char>());
+    const std::string stat = read_proc_file(entry.path() / "stat");
     const size_t paren = stat.rfind(')');
     if (paren == std::string::npos || paren + 4 >= stat.size()) continue;
     std::istringstream rest(stat.substr(paren + 2));
@@ -84,8 +106,7 @@ std::vector<pid_t> zfs_children(pid_t parent, const std::string& verb) {
     pid_t ppid = 0;
     rest >> state >> ppid;
     if (ppid != parent || state == 'Z') continue;
-    std::ifstream cmd_in(entry.path() / "cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(cmd_in)), std::istreambuf_iterator<char>());
+    const std::string cmdline = read_proc_file(entry.path() / "cmdline");
     std::vector<std::string> argv;
     std::istringstream parts(cmdline);
     for (std::string arg; std::getline(parts, arg, '\0');) argv.push_back(arg);
