@@ -35,6 +35,12 @@ void BusClient::send(const std::string& body) {
 Result<proto::Envelope> BusClient::call_raw(const std::string& body, uint64_t id,
                                             std::chrono::milliseconds timeout,
                                             const std::atomic<bool>* cancel) {
+  return call_raw(body, id, timeout, [cancel] { return cancel != nullptr && cancel->load(); });
+}
+
+Result<proto::Envelope> BusClient::call_raw(const std::string& body, uint64_t id,
+                                            std::chrono::milliseconds timeout,
+                                            const std::function<bool()>& stop) {
   try {
     socket_.send(zmq::buffer(&id, sizeof(id)), zmq::send_flags::sndmore);
     socket_.send(zmq::buffer(proto::kSignature), zmq::send_flags::sndmore);
@@ -44,7 +50,7 @@ Result<proto::Envelope> BusClient::call_raw(const std::string& body, uint64_t id
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
-    if (cancel != nullptr && cancel->load()) return Status(Code::kCancelled, "cancelled");
+    if (stop()) return Status(Code::kCancelled, "cancelled");
     const auto left = deadline - std::chrono::steady_clock::now();
     if (left <= std::chrono::steady_clock::duration::zero()) {
       return Status(Code::kTimeout, "no answer within " + std::to_string(timeout.count()) + " ms");

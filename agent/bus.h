@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include <zmq.hpp>
@@ -43,9 +44,20 @@ class BusClient {
     return call_raw(proto::encode_request(request, id), id, timeout, cancel);
   }
 
+  // The same, stopped with kCancelled as soon as `stop` returns true (asked every 100 ms).
+  template <wire::HasFields M>
+  Result<proto::Envelope> call(const M& request, std::chrono::milliseconds timeout,
+                               const std::function<bool()>& stop) {
+    const uint64_t id = next_request_id();
+    return call_raw(proto::encode_request(request, id), id, timeout, stop);
+  }
+
   Result<proto::Envelope> call_raw(const std::string& body, uint64_t id,
                                    std::chrono::milliseconds timeout,
                                    const std::atomic<bool>* cancel);
+  Result<proto::Envelope> call_raw(const std::string& body, uint64_t id,
+                                   std::chrono::milliseconds timeout,
+                                   const std::function<bool()>& stop);
 
  private:
   zmq::socket_t socket_;

@@ -640,14 +640,14 @@ Result<Stats> PipeSender::stream_from(int fd, const std::atomic<bool>& cancel,
   return stats;
 }
 
-Status PipeSender::finish() {
+Status PipeSender::finish(const std::atomic<bool>* cancel) {
   try {
     zmq::message_t msg(kHeaderBytes + kFinalPayloadBytes);
     char* p = static_cast<char*>(msg.data());
     write_header(p, FrameKind::kFinal, token_, seq_);
     store_le64(p + kHeaderBytes, bytes_);
     store_le64(p + kHeaderBytes + 8, XXH3_64bits_digest(hash_->state.get()));
-    ZPS_RETURN_IF_ERROR(send_frame(msg, options_.stall_timeout, nullptr));
+    ZPS_RETURN_IF_ERROR(send_frame(msg, options_.stall_timeout, cancel));
   } catch (const zmq::error_t& e) {
     return zmq_failure(Code::kIoError, "sending the final frame failed", e);
   }

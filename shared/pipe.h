@@ -130,12 +130,13 @@ class PipeSender {
   // kCancelled.
   Result<Stats> stream_from(int fd, const std::atomic<bool>& cancel,
                             const Progress& progress = nullptr);
-  // Queues the final frame (byte count and hash), waiting up to stall_timeout for room.
+  // Queues the final frame (byte count and hash), waiting up to stall_timeout for room
+  // (kCancelled as soon as `cancel` is set).
   // Up to send_hwm frames may still be queued behind it: keep this object alive until
   // the receiver reports the hop's outcome over the control plane. Destroying it gives
   // the queue only `linger` to leave, and a receiver that is slow right then loses the
   // tail (it fails the hop with a stall).
-  Status finish();
+  Status finish(const std::atomic<bool>* cancel = nullptr);
   // Tells the receiver to give up at once, with a reason for its logs (best effort:
   // waits at most a fraction of a second for room in the queue).
   void send_abort(std::string_view reason);
