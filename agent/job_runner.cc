@@ -7,6 +7,7 @@
 #include <future>
 #include <thread>
 
+#include "agent/verdict_watch.h"
 #include "shared/curve.h"
 #include "shared/names.h"
 
@@ -224,6 +225,7 @@ Status JobRunner::sync_dataset(BusClient& bus, const DatasetTask& task) {
   const PlanOptions options{job_.force};
   uint32_t done_here = 0;
   int failures = 0;
+  bool plain = true;  // incrementals go plain until zfs recv refuses one (run_hop)
   // The listing that plans the next hop is taken while the current hop runs: it is a
   // zfs command (longer the more snapshots there are) that would otherwise sit between
   // two hops. It is as fresh as a listing taken just before a hop ever was (a snapshot
@@ -249,7 +251,8 @@ Status JobRunner::sync_dataset(BusClient& bus, const DatasetTask& task) {
     }
     const uint32_t n = ++hop_counter_;
     early = std::async(std::launch::async, [this, &task] { return zfs_.list_snapshots(task.source); });
-    Status s = run_hop(bus, task, *plan, n, done_here + static_cast<uint32_t>(plan->remaining));
+    Status s = run_hop(bus, task, *plan, n, done_here + static_cast<uint32_t>(plan->remaining),
+                       plain);
     if (!s.ok()) early = {};  // a failed hop re-plans from a listing taken after it
     if (s.ok()) {
       ++done_here;
@@ -293,7 +296,7 @@ Status JobRunner::sync_dataset(BusClient& bus, const DatasetTask& task) {
 }
 
 Status JobRunner::run_hop(BusClient& bus, const DatasetTask& task, const HopPlan& plan,
-                          uint32_t n, uint32_t of) {
+                          uint32_t n, uint32_t of, bool& plain) {
   update(bus, proto::JobUpdate{job_.job, "hop_started", task.source, n, of,
                                plan.kind == HopKind::kFull ? "" : plan.from, plan.to, 0, 0, 0, ""});
   const auto started = std::chrono::steady_clock::now();
@@ -307,8 +310,37 @@ Status JobRunner::run_hop(BusClient& bus, const DatasetTask& task, const HopPlan
   prep_req.snapshot = plan.to;
   // Every incremental names its base: the receiver discards changes made on the target
   // since then (a received child's mountpoint directory is one), or with force rolls
-  // back to it.
-  if (plan.kind == HopKind::kIncremental) prep_req.rollback_guid = plan.from_guid;
+  // back to it. Without force it is first tried plain (no listing, no -F, see
+  // PrepareRequest::plain); once zfs recv refused a plain hop, this dataset's hops are
+  // checked for the rest of the job.
+  if (plan.kind == HopKind::kIncremental) {
+    prep_req.rollback_guid = plan.from_guid;
+    prep_req.plain = plain && !plan.force_receive;
+  }
+  Status result;
+  proto::RecvResultReply verdict;
+  while (true) {
+    verdict = {};
+    result = prepare_and_stream(bus, task, plan, n, prep_req, verdict);
+    const bool refused = !result.ok() && result.code() == Code::kZfsFailed && verdict.exit_code > 0;
+    if (!prep_req.plain || !refused || cancel_.load() || stop_.load()) break;
+    spdlog::info("job {}: hop {}: zfs recv refused the plain receive into {}:{} ({}); "
+                 "repeating it after checking that @{} is still the target's latest snapshot",
+                 job_.job, n, job_.target_agent, task.target, verdict.stderr_text, plan.from);
+    plain = false;
+    prep_req.plain = false;
+  }
+  proto::JobUpdate u{job_.job, result.ok() ? "hop_done" : "hop_failed", task.source, n, of,
+                     plan.kind == HopKind::kFull ? "" : plan.from, plan.to, verdict.bytes, 0,
+                     seconds_since(started), result.ok() ? "" : result.message()};
+  if (u.seconds > 0) u.rate = static_cast<double>(verdict.bytes) / u.seconds;
+  update(bus, std::move(u));
+  return result;
+}
+
+Status JobRunner::prepare_and_stream(BusClient& bus, const DatasetTask& task, const HopPlan& plan,
+                                     uint32_t n, const proto::PrepareRequest& prep_req,
+                                     proto::RecvResultReply& verdict) {
   auto prep = bus.call(prep_req, config_.prepare_timeout, &cancel_);
   while (!prep.ok() && prep.status().code() == Code::kBusy) {
     // Waits without limit (the receiver is alive and working); one warning per job, not
@@ -318,21 +350,13 @@ Status JobRunner::run_hop(BusClient& bus, const DatasetTask& task, const HopPlan
     if (stop_.load() || !sleep_unless_cancelled(kBusyPoll)) break;
     prep = bus.call(prep_req, config_.prepare_timeout, &cancel_);
   }
-  Status result;
-  proto::RecvResultReply verdict;
   if (!prep.ok()) {
-    result = prep.status().with_context("preparing the receive into " + job_.target_agent + ":" +
-                                        task.target);
-  } else {
-    auto reply = prep->as<proto::PrepareReply>();
-    result = reply.ok() ? stream_hop(bus, task, plan, n, *reply, verdict) : reply.status();
+    return prep.status().with_context("preparing the receive into " + job_.target_agent + ":" +
+                                      task.target);
   }
-  proto::JobUpdate u{job_.job, result.ok() ? "hop_done" : "hop_failed", task.source, n, of,
-                     plan.kind == HopKind::kFull ? "" : plan.from, plan.to, verdict.bytes, 0,
-                     seconds_since(started), result.ok() ? "" : result.message()};
-  if (u.seconds > 0) u.rate = static_cast<double>(verdict.bytes) / u.seconds;
-  update(bus, std::move(u));
-  return result;
+  auto reply = prep->as<proto::PrepareReply>();
+  if (!reply.ok()) return reply.status();
+  return stream_hop(bus, task, plan, n, *reply, verdict);
 }
 
 Status JobRunner::stream_hop(BusClient& bus, const DatasetTask& task, const HopPlan& plan,
@@ -370,41 +394,64 @@ Status JobRunner::stream_hop(BusClient& bus, const DatasetTask& task, const HopP
     u.rate = static_cast<double>(bytes) / std::max(u.seconds, 1e-6);
     update(bus, std::move(u));
   };
-  auto streamed = (*pipe)->stream_from((*send)->stdout_fd(), cancel_, progress);
+  // The verdict is asked for before the stream starts: a receive that ends early (zfs
+  // recv refused the stream or gave up) stops the stream at once (VerdictWatch).
+  VerdictWatch watch(ctx_, config_.bus_endpoint, job_.job, prep.session, cancel_);
+  // A session that failed without a verdict from the watch is aborted and settled here.
+  auto settle = [&](const std::string& why) -> Status {
+    watch.abandon();
+    auto settled = settle_session(bus, prep.session, why);
+    if (settled) verdict = *settled;
+    return settled ? zfs_recv_failure(task, *settled) : Status::Ok();
+  };
+  // The receive ended before the stream did: its verdict is the hop's outcome.
+  auto ended_early = [&]() -> std::optional<Status> {
+    auto early = watch.early_verdict();
+    if (!early || cancel_.load()) return std::nullopt;
+    verdict = *early;
+    if (Status s = zfs_recv_failure(task, verdict); !s.ok()) return s;
+    return Status(Code::kProtocol, "receiver " + job_.target_agent +
+                                       " ended the receive before the stream did: " + verdict.reason);
+  };
+  auto streamed = (*pipe)->stream_from((*send)->stdout_fd(), watch.stop_stream(), progress);
   if (!streamed.ok()) {
     (*send)->kill(SIGKILL);
     (*send)->wait();
-    (*pipe)->send_abort(streamed.status().message());
+    if (auto early = ended_early()) return *early;
+    const Status failed = cancel_.load() ? cancelled() : streamed.status();
+    (*pipe)->send_abort(failed.message());
     // The pipe error may only be the echo of zfs recv giving up (out of space: the
     // receiver stopped reading); then zfs's words are the reason, and no retry helps.
-    auto settled = settle_session(bus, prep.session, streamed.status().message());
-    if (settled) ZPS_RETURN_IF_ERROR(zfs_recv_failure(task, *settled));
-    return streamed.status();
+    ZPS_RETURN_IF_ERROR(settle(failed.message()));
+    return failed;
   }
   ExitStatus st = (*send)->wait();
   if (!st.ok()) {
     const std::string err = (*send)->stderr_text();
     (*pipe)->send_abort("zfs send failed");
-    settle_session(bus, prep.session, "zfs send failed");
+    settle("zfs send failed");
     return Status(Code::kZfsFailed, format_argv((*send)->argv()) + " failed (" + st.describe() +
                                         "): " + (err.empty() ? "no message" : err));
   }
-  if (Status s = (*pipe)->finish(); !s.ok()) {
-    auto settled = settle_session(bus, prep.session, s.message());
-    if (settled) ZPS_RETURN_IF_ERROR(zfs_recv_failure(task, *settled));
+  if (Status s = (*pipe)->finish(&watch.stop_stream()); !s.ok()) {
+    if (auto early = ended_early()) return *early;
+    ZPS_RETURN_IF_ERROR(settle(s.message()));
     return s;
   }
-  auto reply = bus.call(proto::RecvResultRequest{job_.job, prep.session}, kRecvResultTimeout, &cancel_);
-  if (!reply.ok()) {
-    if (reply.status().code() == Code::kCancelled) {
+  auto r = watch.wait();
+  if (!r.ok() && r.status().code() != Code::kCancelled) {
+    // No verdict while the stream ran (the broker was away or restarted): ask again.
+    auto reply = bus.call(proto::RecvResultRequest{job_.job, prep.session}, kRecvResultTimeout, &cancel_);
+    r = reply.ok() ? reply->as<proto::RecvResultReply>() : Result<proto::RecvResultReply>(reply.status());
+  }
+  if (!r.ok()) {
+    if (r.status().code() == Code::kCancelled) {
       settle_session(bus, prep.session, cancelled().message());
       return cancelled();
     }
     sessions_unsettled_.store(true);
-    return reply.status().with_context("waiting for " + job_.target_agent + " to receive");
+    return r.status().with_context("waiting for " + job_.target_agent + " to receive");
   }
-  auto r = reply->as<proto::RecvResultReply>();
-  if (!r.ok()) return r.status();
   verdict = *r;
   if (verdict.ok) return Status::Ok();
   ZPS_RETURN_IF_ERROR(zfs_recv_failure(task, verdict));

@@ -74,8 +74,13 @@ class JobRunner {
   Status run_tasks(const std::vector<DatasetTask>& tasks);
   Status sync_dataset(BusClient& bus, const DatasetTask& task);
   Result<TargetView> target_view(BusClient& bus, const DatasetTask& task, uint64_t origin_guid);
+  // `plain`: try an incremental as a plain receive; cleared when zfs recv refuses one.
   Status run_hop(BusClient& bus, const DatasetTask& task, const HopPlan& plan, uint32_t n,
-                 uint32_t of);
+                 uint32_t of, bool& plain);
+  // One try of a hop: prepare (waiting while the receiver is busy), then stream_hop.
+  Status prepare_and_stream(BusClient& bus, const DatasetTask& task, const HopPlan& plan,
+                            uint32_t n, const proto::PrepareRequest& prep_req,
+                            proto::RecvResultReply& verdict);
   Status stream_hop(BusClient& bus, const DatasetTask& task, const HopPlan& plan, uint32_t n,
                     const proto::PrepareReply& prep, proto::RecvResultReply& verdict);
   // Aborts the receiver's session and waits for its verdict; nullopt when none came.

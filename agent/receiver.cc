@@ -249,17 +249,21 @@ Result<proto::PrepareReply> Receiver::prepare(const proto::PrepareRequest& req) 
       }
     }
   }
+  // A plain incremental needs no look at the target: zfs recv without -F refuses by
+  // itself, changing nothing, unless the base is the latest snapshot and the target is
+  // unmodified since. It saves a listing that grows with the target's snapshots.
+  const bool plain = req.plain && req.rollback_guid != 0 && !req.force;
   if (req.force && req.rollback_guid != 0) {
     if (Status r = roll_back_for(req); !r.ok()) return undo(r);
-  } else if (req.rollback_guid != 0) {
+  } else if (req.rollback_guid != 0 && !plain) {
     if (Status r = check_base_is_latest(zfs_, req); !r.ok()) return undo(r);
   }
-  // An incremental is received with -F even without force: receiving a child dataset
-  // mounts it, which creates its mountpoint directory in the parent, and a plain recv
-  // then refuses the parent's next incremental ("modified since most recent
+  // A checked incremental is received with -F even without force: receiving a child
+  // dataset mounts it, which creates its mountpoint directory in the parent, and a plain
+  // recv then refuses the parent's next incremental ("modified since most recent
   // snapshot"). The base was just checked to be the latest snapshot, so -F discards
   // only changes made since it, never a snapshot.
-  auto recv = zfs_.start_recv(RecvSpec{req.dataset, req.force || req.rollback_guid != 0});
+  auto recv = zfs_.start_recv(RecvSpec{req.dataset, !plain && (req.force || req.rollback_guid != 0)});
   if (!recv.ok()) return undo(recv.status());
   s->recv = std::move(*recv);
   const std::string token = pipe::make_token();
@@ -276,7 +280,7 @@ Result<proto::PrepareReply> Receiver::prepare(const proto::PrepareRequest& req) 
                             config_.keys ? config_.keys->public_z85 : std::string()};
   spdlog::info("receiving {}@{} from {} ({}, {}{}) on {}", s->dataset, s->snapshot, s->sender,
                hop_label(s->job, s->hop), "fence " + std::to_string(s->fence),
-               req.force ? ", -F" : "", reply.endpoint);
+               plain ? ", plain" : req.force ? ", -F" : "", reply.endpoint);
   Session* raw = s.get();
   std::lock_guard<std::mutex> lock(mu_);
   sessions_[raw->id] = std::move(s);

@@ -575,6 +575,11 @@ struct PrepareRequest {
   // incremental streams). Without: it must be the target's latest snapshot, and
   // changes made since it are discarded (recv -F).
   uint64_t rollback_guid = 0;
+  // An incremental without force, received as a plain `zfs recv` (no -F) and without
+  // listing the target first: zfs itself then refuses, changing nothing, when the target
+  // has a snapshot after the base or was modified since it. The sender repeats a refused
+  // plain hop without it (checked: the base must be the latest snapshot, then recv -F).
+  bool plain = false;
   std::string sender;    // sending agent's id (stamped by the broker)
   // With CURVE: the sending agent's public key (Z85) from the broker's authorized keys,
   // the only key the session's data socket accepts (stamped by the broker).
@@ -589,6 +594,7 @@ struct PrepareRequest {
     v("to_guid", to_guid);
     v("snapshot", snapshot);
     v("rollback_guid", rollback_guid);
+    v("plain", plain);
     v("sender", sender);
     v("sender_key", sender_key);
   }

@@ -246,6 +246,7 @@ ZPS_SAMPLE(PrepareRequest) {
           .to_guid = 0xfedcba9876543210ull,
           .snapshot = "s3",
           .rollback_guid = 0x0123456789abcdefull,
+          .plain = true,
           .sender = "node1",
           .sender_key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"};
 }

@@ -194,15 +194,23 @@ TEST_F(ReceiverFence, TargetOutsideTheReceiveRootsIsRefusedByTheReceiver) {
 // directory would otherwise block its parent's next incremental), so the receiver
 // first makes sure -F can only discard changes, never a snapshot: the hop's base must
 // be the target's latest snapshot.
-class ReceiverDiverged : public AgentAlone {};
+class ReceiverDiverged : public AgentAlone {
+ protected:
+  // A target with @a and @b, and a prepare of job `job` for an incremental based on
+  // @a: as if @b was taken on the target after the job planned.
+  proto::PrepareRequest moved_on(const std::string& target, uint64_t job) {
+    create_dataset(target);
+    snapshot(target, "a");
+    snapshot(target, "b");
+    auto p = prepare_for(job, target, 1);
+    p.rollback_guid = guid_of(target + "@a");
+    return p;
+  }
+};
 
 TEST_F(ReceiverDiverged, IncrementalIsRefusedUnlessItsBaseIsTheTargetsLatestSnapshot) {
   const std::string target = root_ + "/inc";
-  create_dataset(target);
-  snapshot(target, "a");
-  snapshot(target, "b");
-  auto p = prepare_for(40, target, 1);
-  p.rollback_guid = guid_of(target + "@a");  // @b was taken after the job planned
+  auto p = moved_on(target, 40);
   auto [code, msg] = refusal(broker_->call(p));
   EXPECT_EQ(code, "target_newer") << msg;
   EXPECT_NE(msg.find("after @a"), std::string::npos) << msg;
@@ -219,6 +227,33 @@ TEST_F(ReceiverDiverged, IncrementalIsRefusedUnlessItsBaseIsTheTargetsLatestSnap
   EXPECT_EQ(count_containing(cmds, " recv -F " + target), 1u);
   EXPECT_EQ(count_containing(cmds, "rollback"), 0u);
   ASSERT_EQ(snapshots(target).size(), 2u);
+}
+
+// A plain incremental (the sender's first try of every hop without --force) is taken
+// without a look at the target and received without -F: zfs recv itself refuses it,
+// changing nothing, when the target moved on. Here the base is no longer the latest
+// snapshot, so the receiver must not list, must not roll back and must not use -F.
+TEST_F(ReceiverDiverged, PlainIncrementalIsReceivedWithoutListingOrRecvF) {
+  const std::string target = root_ + "/plain";
+  auto p = moved_on(target, 41);
+  p.plain = true;
+  const size_t before = zfs_commands().size();
+  abort_and_settle(41, prepare_ok(p));
+  const auto all = zfs_commands();
+  const std::vector<std::string> cmds(all.begin() + static_cast<long>(before), all.end());
+  ASSERT_EQ(count_containing(cmds, " recv "), 1u);
+  EXPECT_EQ(count_containing(cmds, " recv " + target), 1u);
+  EXPECT_EQ(count_containing(cmds, "-F"), 0u);
+  EXPECT_EQ(count_containing(cmds, " get "), 0u) << "a plain prepare lists nothing";
+  EXPECT_EQ(count_containing(cmds, "rollback"), 0u);
+  ASSERT_EQ(snapshots(target).size(), 2u);
+
+  // With force, plain means nothing: the target is rolled back to the base first.
+  p.job = 42;
+  p.force = true;
+  p.rollback_guid = guid_of(target + "@b");
+  abort_and_settle(42, prepare_ok(p));
+  EXPECT_EQ(count_containing(zfs_commands(), " recv -F " + target), 1u);
 }
 
 class HostileNamesAtTheAgent : public AgentAlone {};

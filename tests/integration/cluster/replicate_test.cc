@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "tests/support/cluster.h"
+#include "tests/support/send_gate.h"
 
 namespace zps::test {
 namespace {
@@ -201,6 +202,43 @@ TEST_F(ReplicateTest, FullSendThenThirtyIncrementalHops) {
   for (const auto& line : sends) incremental += has_word(line, "-i") ? 1 : 0;
   EXPECT_EQ(incremental, 30u);
   expect_no_range_sends();
+}
+
+// 1b. Incrementals are first received plain (no -F, no listing of the target). When
+// the target was changed since its latest snapshot, zfs recv refuses that, the hop is
+// repeated checked (the base is still the latest snapshot, then recv -F discards the
+// change), and the dataset's later hops go checked at once.
+TEST_F(ReplicateTest, ATargetChangedSinceItsLatestSnapshotIsRepeatedCheckedAndConverges) {
+  start_nodes();
+  const std::string src = src_ + "/touched";
+  create_dataset(src);
+  write_file(src, "f", "zero\n");
+  snapshot(src, "s0");
+  write_file(src, "f", "one\n");
+  snapshot(src, "s1");
+  CtlResult first = replicate(src);
+  ASSERT_EQ(first.exit_code, 0) << first.describe();
+  const std::string dst = target_of(src);
+  const auto first_recvs = count_containing(cluster().zfs_commands("dst1"), " recv ");
+  EXPECT_EQ(count_containing(cluster().zfs_commands("dst1"), " recv -F "), 0u)
+      << "the first run's incremental went plain";
+
+  write_file(dst, "stray", "written on the backup\n");
+  for (const std::string n : {"s2", "s3"}) {
+    write_file(src, "f", n + "\n");
+    snapshot(src, n);
+  }
+  CtlResult second = replicate(src);
+  ASSERT_EQ(second.exit_code, 0) << second.describe();
+  EXPECT_EQ(second.json.value("state", ""), "succeeded");
+  ASSERT_EQ(hop_targets(second.json), (std::vector<std::string>{"s2", "s3"})) << second.describe();
+  for (const auto& h : second.json["hops"]) EXPECT_EQ(h.value("state", ""), "succeeded");
+  const auto cmds = cluster().zfs_commands("dst1");
+  // One refused plain try, then both hops checked.
+  EXPECT_EQ(count_containing(cmds, " recv ") - first_recvs, 3u);
+  EXPECT_EQ(count_containing(cmds, " recv -F "), 2u);
+  expect_same_snapshots(src, dst);
+  expect_same_files(src, dst);  // the stray file is gone with the discarded change
 }
 
 // 2. The seed's run: names that say nothing about order arrive in creation order; a
