@@ -24,7 +24,7 @@ VerdictWatch::VerdictWatch(zmq::context_t& ctx, const std::string& bus_endpoint,
     // Only a verdict (or cancel) ends the stream. An error (the broker away, a receiver
     // that restarted and lost the session) leaves it to the pipe's own stall timeout,
     // which fails the hop as retryable.
-    const bool over = reply.ok() || cancel.load();
+    const bool over = result_.ok() || cancel.load();
     done_.store(true);
     if (over) stop_stream_.store(true);
   });
