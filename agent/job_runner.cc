@@ -17,7 +17,6 @@ namespace {
 using Ms = std::chrono::milliseconds;
 
 constexpr Ms kTargetStateTimeout{std::chrono::minutes(5)};
-constexpr Ms kRecvResultTimeout{std::chrono::hours(24)};
 constexpr Ms kSettleTimeout{std::chrono::seconds(15)};
 constexpr Ms kProgressInterval{500};
 // How often a hop asks a busy receiver again: a slot frees when one of its receives
@@ -441,7 +440,8 @@ Status JobRunner::stream_hop(BusClient& bus, const DatasetTask& task, const HopP
   auto r = watch.wait();
   if (!r.ok() && r.status().code() != Code::kCancelled) {
     // No verdict while the stream ran (the broker was away or restarted): ask again.
-    auto reply = bus.call(proto::RecvResultRequest{job_.job, prep.session}, kRecvResultTimeout, &cancel_);
+    auto reply = bus.call(proto::RecvResultRequest{job_.job, prep.session},
+                          VerdictWatch::kTimeout, &cancel_);
     r = reply.ok() ? reply->as<proto::RecvResultReply>() : Result<proto::RecvResultReply>(reply.status());
   }
   if (!r.ok()) {

@@ -3,18 +3,12 @@
 #include "agent/bus.h"
 
 namespace zps::agent {
-namespace {
-
-// As long as the receive may take; the receiver's liveness ends a wait on a dead one.
-constexpr auto kVerdictTimeout = std::chrono::hours(24);
-
-}  // namespace
 
 VerdictWatch::VerdictWatch(zmq::context_t& ctx, const std::string& bus_endpoint, uint64_t job,
                            uint64_t session, const std::atomic<bool>& cancel) {
   thread_ = std::thread([this, &ctx, bus_endpoint, job, session, &cancel] {
     BusClient bus(ctx, bus_endpoint);
-    auto reply = bus.call(proto::RecvResultRequest{job, session}, kVerdictTimeout,
+    auto reply = bus.call(proto::RecvResultRequest{job, session}, kTimeout,
                           [&] { return cancel.load() || abandon_.load(); });
     if (reply.ok()) {
       result_ = reply->as<proto::RecvResultReply>();

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -24,6 +25,9 @@ namespace zps::agent {
 
 class VerdictWatch {
  public:
+  // As long as a receive may take; the receiver's liveness ends a wait on a dead one.
+  static constexpr std::chrono::hours kTimeout{24};
+
   // Asks for the verdict of `session` of `job`; gives up when `cancel` is set.
   VerdictWatch(zmq::context_t& ctx, const std::string& bus_endpoint, uint64_t job,
                uint64_t session, const std::atomic<bool>& cancel);
