@@ -206,20 +206,14 @@ Status Zfs::create_unmounted(std::string_view dataset) {
 }
 
 Result<std::vector<PoolInfo>> Zfs::pools() {
-  Result<RunOutput> names = run_tool(zpool_path_, {"list", "-H", "-o", "name"}, "listing pools");
+  Result<RunOutput> names =
+      run_tool(zpool_path_, {"list", "-H", "-o", "name,health"}, "listing pools");
   if (!names.ok()) return names.status();
   std::vector<std::string> args = {"get", "-Hp", "-o", "name,value", "available"};
   const size_t fixed = args.size();
-  size_t start = 0;
-  const std::string& text = names->out;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    std::string name = text.substr(start, end - start);
-    // "no pools available" is not a pool name.
-    if (validate_dataset_name(name).ok()) args.push_back(std::move(name));
-    start = end + 1;
-  }
+  // A faulted or unavailable pool has no root dataset to ask: asking would fail the whole
+  // listing, so one sick pool (perhaps nothing to do with zpsend) would hide the rest.
+  for (std::string& name : usable_pools(names->out)) args.push_back(std::move(name));
   std::vector<PoolInfo> pools;
   if (args.size() == fixed) return pools;
   const std::string what = "reading the free space of the pools";

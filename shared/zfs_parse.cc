@@ -197,6 +197,16 @@ Result<std::vector<NamedValue>> parse_name_values(std::string_view text) {
   return values;
 }
 
+std::vector<std::string> usable_pools(std::string_view text) {
+  std::vector<std::string> pools;
+  for (std::string_view line : lines_of(text)) {
+    std::vector<std::string_view> f = split(line, '\t');
+    if (f.size() != 2 || !validate_dataset_name(f[0]).ok()) continue;
+    if (f[1] == "ONLINE" || f[1] == "DEGRADED") pools.emplace_back(f[0]);
+  }
+  return pools;
+}
+
 ZfsCapabilities parse_capabilities(std::string_view usage, std::string_view holds_output) {
   const std::vector<UsageForm> forms = usage_forms(usage);
   auto has_command = [&](std::string_view name) {

@@ -42,6 +42,10 @@ struct NamedValue {
 // `available`) or `zfs list -Hp -o name,PROP` (OpenZFS), in listing order.
 Result<std::vector<NamedValue>> parse_name_values(std::string_view text);
 
+// Output of `zpool list -H -o name,health`: the pools whose root dataset can be read
+// (ONLINE or DEGRADED), in listing order. "no pools available" yields none.
+std::vector<std::string> usable_pools(std::string_view text);
+
 // Capabilities from the usage text `zfs` prints when run without arguments, and from
 // what `zfs holds` without arguments says (zfs-fuse lists `holds` in its usage but
 // fails with "internal error: /usr/lib/zfs/pyzfs.py not found").

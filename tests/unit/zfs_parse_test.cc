@@ -239,6 +239,43 @@ TEST(MissingDatasetTest, RecognisesZfsWording) {
             "zpsexpa/test@nope");
 }
 
+TEST(UsablePoolsTest, OnlyPoolsWhoseRootDatasetCanBeReadAreKept) {
+  EXPECT_EQ(usable_pools("tank\tONLINE\nold\tFAULTED\nhalf\tDEGRADED\ngone\tUNAVAIL\n"
+                         "susp\tSUSPENDED\nout\tOFFLINE\n"),
+            (std::vector<std::string>{"tank", "half"}));
+  EXPECT_TRUE(usable_pools("no pools available\n").empty());
+  EXPECT_TRUE(usable_pools("").empty());
+  EXPECT_TRUE(usable_pools("-bad\tONLINE\nx\n").empty());
+}
+
+// A faulted pool beside a healthy one must not hide the healthy one's free space.
+TEST(PoolsTest, AFaultedPoolIsLeftOutInsteadOfFailingTheListing) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("zps-fake-pools-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto script = [&](const std::string& name, const std::string& body) {
+    const std::string path = (dir / name).string();
+    std::ofstream(path) << "#!/bin/sh\n" << body;
+    std::filesystem::permissions(path, std::filesystem::perms::owner_all);
+    return path;
+  };
+  const std::string zpool = script(
+      "zpool", "[ \"$*\" = 'list -H -o name,health' ] || exit 1\n"
+               "printf 'old\\tFAULTED\\ntank\\tONLINE\\n'\n");
+  const std::string zfs = script(
+      "zfs", "[ \"$*\" = 'get -Hp -o name,value available tank' ] || "
+             "{ echo \"cannot open: $*\" >&2; exit 1; }\n"
+             "printf 'tank\\t4096\\n'\n");
+  Zfs adapter(zfs, zpool);
+  auto pools = adapter.pools();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  ASSERT_TRUE(pools.ok()) << pools.status().to_string();
+  ASSERT_EQ(pools->size(), 1u);
+  EXPECT_EQ((*pools)[0].name, "tank");
+  EXPECT_EQ((*pools)[0].free_bytes, 4096u);
+}
+
 TEST(MissingDatasetTest, OtherErrorsAreNotMissingDatasets) {
   EXPECT_FALSE(missing_dataset("cannot create 'zpsexpa/test': dataset already exists\n"));
   EXPECT_FALSE(missing_dataset(
