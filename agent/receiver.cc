@@ -263,7 +263,9 @@ Result<proto::PrepareReply> Receiver::prepare(const proto::PrepareRequest& req) 
   // recv then refuses the parent's next incremental ("modified since most recent
   // snapshot"). The base was just checked to be the latest snapshot, so -F discards
   // only changes made since it, never a snapshot.
-  auto recv = zfs_.start_recv(RecvSpec{req.dataset, !plain && (req.force || req.rollback_guid != 0)});
+  // Only a stream that makes the dataset (full, or a clone's first) mounts one.
+  auto recv = zfs_.start_recv(RecvSpec{req.dataset, !plain && (req.force || req.rollback_guid != 0),
+                                       req.rollback_guid == 0});
   if (!recv.ok()) return undo(recv.status());
   s->recv = std::move(*recv);
   const std::string token = pipe::make_token();

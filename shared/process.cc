@@ -136,7 +136,7 @@ int add_stdio(posix_spawn_file_actions_t* actions, int child_fd, int pipe_end,
 
 // Starts the child with fds 0-2 set up and nothing else open. Returns 0 or an errno.
 int start_child(const std::vector<std::string>& argv, int stdin_end, int stdout_end,
-                int stderr_end, pid_t* pid) {
+                int stderr_end, int pass_fd, pid_t* pid) {
   posix_spawn_file_actions_t actions;
   if (int rc = posix_spawn_file_actions_init(&actions); rc != 0) return rc;
   posix_spawnattr_t attr;
@@ -150,7 +150,9 @@ int start_child(const std::vector<std::string>& argv, int stdin_end, int stdout_
   if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions, stderr_end, 2);
   // Whatever else is open here (a library's descriptor without O_CLOEXEC, another
   // thread's half-made pipe) must not outlive us in the child.
-  if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  if (rc == 0 && pass_fd >= 0 && pass_fd <= 3) rc = EINVAL;  // would clash with 0-3
+  if (rc == 0 && pass_fd >= 0) rc = posix_spawn_file_actions_adddup2(&actions, pass_fd, 3);
+  if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&actions, pass_fd >= 0 ? 4 : 3);
 
   // The child starts with an empty signal mask and SIGPIPE at its default: our
   // programs ignore SIGPIPE and may block signals for their own use, and a child like
@@ -310,7 +312,7 @@ Result<std::unique_ptr<Process>> Process::spawn(const std::vector<std::string>& 
   }
 
   pid_t pid = -1;
-  int rc = start_child(argv, in_read.get(), out_write.get(), err_write.get(), &pid);
+  int rc = start_child(argv, in_read.get(), out_write.get(), err_write.get(), options.pass_fd, &pid);
   if (rc == ENOENT) {
     return Status(Code::kNotFound, "cannot run " + argv[0] + ": program not found");
   }

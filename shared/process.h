@@ -48,6 +48,9 @@ struct SpawnOptions {
   // instead: for long-running programs whose logs should outlive them. No stderr is
   // captured then.
   std::string log_file;
+  // A descriptor the child gets as its fd 3 (nothing else is inherited): a held flock
+  // then lasts exactly as long as the child (see MountGuard).
+  int pass_fd = -1;
 };
 
 class Process {

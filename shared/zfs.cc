@@ -225,8 +225,16 @@ Result<std::vector<PoolInfo>> Zfs::pools() {
   return pools;
 }
 
+Result<MountGuard> Zfs::guard_mounts() {
+  if (capabilities().recv_no_mount) return MountGuard();
+  return MountGuard::acquire(kMountLockPath, timeout_);
+}
+
 Status Zfs::rollback(std::string_view snapshot) {
   ZPS_RETURN_IF_ERROR(validate_snapshot_name(snapshot));
+  // zfs-fuse may unmount and mount the dataset again around a rollback.
+  Result<MountGuard> mounts = guard_mounts();
+  if (!mounts.ok()) return mounts.status();
   Result<RunOutput> out = run_zfs({"rollback", "-r", std::string(snapshot)},
                                   "rolling back to " + quote_name(snapshot));
   return out.status();
@@ -300,8 +308,12 @@ Result<std::unique_ptr<Process>> Zfs::start_recv(const RecvSpec& spec) {
   Result<std::vector<std::string>> argv = recv_argv(spec);
   if (!argv.ok()) return argv.status();
   observe(*argv);
+  Result<MountGuard> mounts = MountGuard();
+  if (spec.may_mount) mounts = guard_mounts();
+  if (!mounts.ok()) return mounts.status().with_context("receiving into " + quote_name(spec.target));
   SpawnOptions options;
   options.pipe_stdin = true;
+  options.pass_fd = mounts->fd();  // the lock lasts as long as zfs recv
   return in_context(Process::spawn(*argv, options),
                     "starting zfs recv into " + quote_name(spec.target));
 }

@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "shared/mount_guard.h"
 #include "shared/plan.h"
 #include "shared/process.h"
 #include "shared/status.h"
@@ -61,6 +62,10 @@ struct SendSpec {
 struct RecvSpec {
   std::string target;  // dataset to receive into
   bool force = false;  // -F: roll back / overwrite
+  // The stream makes a dataset (a full stream, or a clone's first), which zfs recv then
+  // mounts. false only for an incremental into the existing target: on zfs-fuse a
+  // receive that may mount holds the host's MountGuard while it runs.
+  bool may_mount = true;
 };
 
 class Zfs {
@@ -109,7 +114,9 @@ class Zfs {
 
   // Starts `zfs send`; the stream is on the process's stdout.
   Result<std::unique_ptr<Process>> start_send(const SendSpec& spec);
-  // Starts `zfs recv`; write the stream to the process's stdin.
+  // Starts `zfs recv`; write the stream to the process's stdin. On zfs-fuse a receive
+  // that may mount first waits (up to the command timeout) for the host's MountGuard,
+  // which the zfs recv process then holds until it exits.
   Result<std::unique_ptr<Process>> start_recv(const RecvSpec& spec);
 
   // The argv start_send / start_recv would run (validated), for logs and tests.
@@ -126,6 +133,8 @@ class Zfs {
   Result<RunOutput> run_raw(const std::string& tool, std::vector<std::string> args,
                             std::string_view what);
   ZfsCapabilities probe();
+  // The host's MountGuard where this zfs is zfs-fuse (no `recv -u`), else an empty one.
+  Result<MountGuard> guard_mounts();
   void observe(const std::vector<std::string>& argv);
 
   std::string zfs_path_;

@@ -21,6 +21,7 @@
 #include <sstream>
 #include <thread>
 
+#include "shared/mount_guard.h"
 #include "shared/process.h"
 
 namespace zps::test {
@@ -64,11 +65,24 @@ std::optional<uint64_t> to_u64(std::string_view s) {
   return v;
 }
 
+// Commands that may mount a dataset: on zfs-fuse they hold the host's MountGuard, as the
+// agents' receives do, since two mounts at once can wedge the daemon (mount_guard.h).
+bool may_mount(const std::string& tool, const std::vector<std::string>& args) {
+  static const std::set<std::string> kZpool = {"create", "import"};
+  static const std::set<std::string> kZfs = {"create", "clone",   "mount",  "recv",   "receive",
+                                             "rollback", "rename", "promote", "set", "inherit"};
+  if (args.empty()) return false;
+  return (tool == "zpool" ? kZpool : kZfs).count(args[0]) > 0;
+}
+
 Result<std::string> run_tool(const std::string& tool, const std::vector<std::string>& args) {
   std::vector<std::string> argv = {tool};
   argv.insert(argv.end(), args.begin(), args.end());
   RunOptions options;
   options.timeout = std::chrono::seconds(60);
+  Result<MountGuard> mounts = MountGuard();
+  if (may_mount(tool, args)) mounts = MountGuard::acquire(kMountLockPath, options.timeout);
+  if (!mounts.ok()) return mounts.status().with_context(format_argv(argv));
   Result<RunOutput> out = run(argv, options);
   if (!out.ok()) return out.status().with_context(format_argv(argv));
   if (!out->status.ok()) {
