@@ -1,7 +1,12 @@
 #include "tests/support/cluster.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cstdlib>
 
 #include <fstream>
 #include <iostream>
@@ -23,11 +28,35 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-// Data ports below the kernel's ephemeral range, spread by pid so parallel test
-// programs rarely meet (an agent skips a taken port anyway).
-uint16_t first_data_port() {
+// Data ports come from 12000-29999, below the kernel's ephemeral range, in blocks of
+// kPortBlock. A cluster holds a lock file on its block for its lifetime, so clusters of
+// parallel test programs never share ports (a proxy in front of an agent binds its
+// agent's whole range, and must find it free).
+constexpr int kFirstPort = 12000;
+constexpr int kPortBlock = 400;
+constexpr int kPortBlocks = 45;
+
+// Returns the block's first port and keeps its lock in `lock_fd`.
+uint16_t reserve_port_block(int& lock_fd) {
+  const char* tmp = std::getenv("TMPDIR");
+  const std::string dir = std::string(tmp && *tmp ? tmp : "/tmp") + "/zps-test-ports";
+  ::mkdir(dir.c_str(), 0700);
   static int clusters = 0;
-  return static_cast<uint16_t>(12000 + ((getpid() * 37 + clusters++ * 400) % 18000));
+  const int start = (getpid() * 7 + clusters++) % kPortBlocks;
+  for (int i = 0; i < kPortBlocks; ++i) {
+    const int block = (start + i) % kPortBlocks;
+    const std::string path = dir + "/block-" + std::to_string(block);
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) continue;
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      lock_fd = fd;
+      return static_cast<uint16_t>(kFirstPort + block * kPortBlock);
+    }
+    ::close(fd);
+  }
+  // Every block taken (or no lock files): share one, as before (an agent skips a taken
+  // port; only a proxy may then fail to bind).
+  return static_cast<uint16_t>(kFirstPort + start * kPortBlock);
 }
 
 // Whether the caller chose its own key (CURVE mode then adds none).
@@ -49,11 +78,15 @@ std::string CtlResult::describe() const {
 }
 
 Cluster::Cluster(std::string dir, int heartbeat_ms)
-    : dir_(std::move(dir)), heartbeat_ms_(heartbeat_ms), next_port_(first_data_port()) {}
+    : dir_(std::move(dir)), heartbeat_ms_(heartbeat_ms) {
+  port_block_ = reserve_port_block(port_lock_fd_);
+  next_port_ = port_block_;
+}
 
 Cluster::~Cluster() {
   for (auto& [id, p] : agents_) stop(p, SIGTERM);
   stop(broker_, SIGTERM);
+  if (port_lock_fd_ >= 0) ::close(port_lock_fd_);
 }
 
 Result<std::unique_ptr<Process>> Cluster::spawn_logged(const std::vector<std::string>& argv,
@@ -120,6 +153,9 @@ pid_t Cluster::broker_pid() const { return broker_.process ? broker_.process->pi
 
 Status Cluster::start_agent(const AgentSpec& spec) {
   specs_[spec.id] = spec;
+  // Round the block: a restarted agent takes the next range, and an old one's agent is
+  // gone by the time its range comes round again.
+  if (next_port_ + kDataPortsPerAgent > port_block_ + kPortBlock) next_port_ = port_block_;
   const uint16_t lo = next_port_;
   next_port_ = static_cast<uint16_t>(next_port_ + kDataPortsPerAgent);
   data_port_lo_[spec.id] = lo;

@@ -119,7 +119,9 @@ class Cluster {
   std::map<std::string, Proc> agents_;
   std::map<std::string, AgentSpec> specs_;
   std::map<std::string, uint16_t> data_port_lo_;
-  uint16_t next_port_;
+  uint16_t port_block_ = 0;  // first port of the block this cluster holds
+  int port_lock_fd_ = -1;     // the block's lock, held for the cluster's lifetime
+  uint16_t next_port_ = 0;
   std::unique_ptr<ClusterKeys> keys_;  // set: CURVE mode
 };
 
