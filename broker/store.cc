@@ -6,9 +6,12 @@
 #include <cerrno>
 #include <concepts>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace zps::broker {
 namespace {
@@ -91,14 +94,67 @@ Status db_error(sqlite3* db, const std::string& path) {
   return Status(Code::kIoError, "database " + path + ": " + sqlite3_errmsg(db));
 }
 
+// Prepared statements kept per connection and used again: preparing costs more than
+// running most of the broker's statements (it was most of the store's CPU under the
+// broker benchmark's job load). A Stmt takes one here, or prepares one when none is
+// free (the first time, or while the same SQL is in use further up the stack), and
+// gives it back reset.
+class StmtCache {
+ public:
+  sqlite3_stmt* take(sqlite3* db, const char* sql, int* rc) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = free_.find(Key{db, sql});
+      if (it != free_.end() && !it->second.empty()) {
+        sqlite3_stmt* s = it->second.back();
+        it->second.pop_back();
+        *rc = SQLITE_OK;
+        return s;
+      }
+    }
+    sqlite3_stmt* s = nullptr;
+    *rc = sqlite3_prepare_v2(db, sql, -1, &s, nullptr);
+    return s;
+  }
+  void give_back(sqlite3* db, sqlite3_stmt* s) {
+    if (s == nullptr) return;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    std::lock_guard<std::mutex> lock(mu_);
+    free_[Key{db, sqlite3_sql(s)}].push_back(s);
+  }
+  // Before the connection closes.
+  void drop(sqlite3* db) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = free_.begin(); it != free_.end();) {
+      if (it->first.first != db) {
+        ++it;
+        continue;
+      }
+      for (sqlite3_stmt* s : it->second) sqlite3_finalize(s);
+      it = free_.erase(it);
+    }
+  }
+
+ private:
+  using Key = std::pair<sqlite3*, std::string>;
+  std::mutex mu_;
+  std::map<Key, std::vector<sqlite3_stmt*>> free_;
+};
+
+StmtCache& stmt_cache() {
+  static StmtCache cache;
+  return cache;
+}
+
 // One prepared statement. Parameters are bound in order with bind(); the first failure
 // (prepare or bind) sticks and is reported by step(), so call sites read straight.
 class Stmt {
  public:
   Stmt(sqlite3* db, const std::string& path, const char* sql) : db_(db), path_(path) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+    stmt_ = stmt_cache().take(db, sql, &rc_);
   }
-  ~Stmt() { sqlite3_finalize(stmt_); }
+  ~Stmt() { stmt_cache().give_back(db_, stmt_); }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
 
@@ -363,7 +419,10 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& state_dir) {
   return store;
 }
 
-Store::~Store() { sqlite3_close_v2(db_); }
+Store::~Store() {
+  stmt_cache().drop(db_);
+  sqlite3_close_v2(db_);
+}
 
 Status Store::save_agent(const AgentRecord& a) {
   Stmt s(db_, path_,
