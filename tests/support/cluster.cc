@@ -6,8 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
-
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -38,8 +37,7 @@ constexpr int kPortBlocks = 45;
 
 // Returns the block's first port and keeps its lock in `lock_fd`.
 uint16_t reserve_port_block(int& lock_fd) {
-  const char* tmp = std::getenv("TMPDIR");
-  const std::string dir = std::string(tmp && *tmp ? tmp : "/tmp") + "/zps-test-ports";
+  const std::string dir = (std::filesystem::temp_directory_path() / "zps-test-ports").string();
   ::mkdir(dir.c_str(), 0700);
   static int clusters = 0;
   const int start = (getpid() * 7 + clusters++) % kPortBlocks;

@@ -2,15 +2,13 @@
 // lock handed to a child (Process's pass_fd) that lasts until the child exits.
 #include "shared/mount_guard.h"
 
-#include <unistd.h>
-
 #include <chrono>
-#include <filesystem>
 #include <string>
 
 #include <gtest/gtest.h>
 
 #include "shared/process.h"
+#include "tests/support/temp_dir.h"
 
 namespace zps {
 namespace {
@@ -19,19 +17,8 @@ using namespace std::chrono_literals;
 
 class MountGuardTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("zps-mount-guard-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
-    path_ = (dir_ / "mount.lock").string();
-  }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  std::filesystem::path dir_;
-  std::string path_;
+  test::TempDir dir_;
+  const std::string path_ = dir_.file("mount.lock");
 };
 
 TEST_F(MountGuardTest, ASecondHolderWaitsThenGetsBusyAndGetsItOnceReleased) {
@@ -53,7 +40,7 @@ TEST_F(MountGuardTest, ASecondHolderWaitsThenGetsBusyAndGetsItOnceReleased) {
 }
 
 TEST_F(MountGuardTest, NoLockDirectoryMeansNoZfsFuseAndNothingToHold) {
-  auto guard = MountGuard::acquire((dir_ / "missing" / "mount.lock").string(), 50ms);
+  auto guard = MountGuard::acquire(dir_.file("missing/mount.lock"), 50ms);
   ASSERT_TRUE(guard.ok()) << guard.status().to_string();
   EXPECT_FALSE(guard->held());
   EXPECT_EQ(guard->fd(), -1);

@@ -25,6 +25,7 @@
 
 #include "ctl/app.h"
 #include "shared/pipe.h"
+#include "tests/support/temp_dir.h"
 
 namespace zps {
 namespace {
@@ -33,23 +34,7 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// A fresh directory per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "zps-sec-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data()) != nullptr ? tmpl : "";
-    EXPECT_FALSE(path_.empty());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using test::TempDir;
 
 void write_text(const std::string& path, const std::string& text, mode_t mode) {
   std::ofstream(path) << text;

@@ -4,14 +4,12 @@
 
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "shared/zfs.h"
 #include "tests/support/paths.h"
+#include "tests/support/temp_dir.h"
 
 namespace zps {
 namespace {
@@ -250,26 +248,16 @@ TEST(UsablePoolsTest, OnlyPoolsWhoseRootDatasetCanBeReadAreKept) {
 
 // A faulted pool beside a healthy one must not hide the healthy one's free space.
 TEST(PoolsTest, AFaultedPoolIsLeftOutInsteadOfFailingTheListing) {
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
-                                    ("zps-fake-pools-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  auto script = [&](const std::string& name, const std::string& body) {
-    const std::string path = (dir / name).string();
-    std::ofstream(path) << "#!/bin/sh\n" << body;
-    std::filesystem::permissions(path, std::filesystem::perms::owner_all);
-    return path;
-  };
-  const std::string zpool = script(
+  test::TempDir dir;
+  const std::string zpool = dir.script(
       "zpool", "[ \"$*\" = 'list -H -o name,health' ] || exit 1\n"
                "printf 'old\\tFAULTED\\ntank\\tONLINE\\n'\n");
-  const std::string zfs = script(
+  const std::string zfs = dir.script(
       "zfs", "[ \"$*\" = 'get -Hp -o name,value available tank' ] || "
              "{ echo \"cannot open: $*\" >&2; exit 1; }\n"
              "printf 'tank\\t4096\\n'\n");
   Zfs adapter(zfs, zpool);
   auto pools = adapter.pools();
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
   ASSERT_TRUE(pools.ok()) << pools.status().to_string();
   ASSERT_EQ(pools->size(), 1u);
   EXPECT_EQ((*pools)[0].name, "tank");
@@ -292,32 +280,20 @@ TEST(MissingDatasetTest, OtherErrorsAreNotMissingDatasets) {
 class OpenZfsAdapterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("zps-fake-zfs-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
     const std::string data = test::source_path("tests/unit/data");
-    fake_ = (dir_ / "zfs").string();
-    std::ofstream script(fake_);
-    script << "#!/bin/sh\n"
-           << "case \"$*\" in\n"
-           << "  '') cat '" << data << "/openzfs-2.2-usage-excerpt.txt' >&2; exit 2;;\n"
-           << "  holds) cat '" << data << "/openzfs-2.2-holds.txt' >&2; exit 2;;\n"
-           << "  'list -Hp -t snapshot -d 1 -o name,guid,createtxg -s createtxg tank/a')\n"
-           << "    printf 'tank/a@s1\\t11\\t5\\ntank/a@s2\\t22\\t9\\n';;\n"
-           << "  'list -Hp -r -t snapshot -o name,guid tank')\n"
-           << "    printf 'tank/a@s1\\t11\\ntank/b@x\\t33\\n';;\n"
-           << "  *) echo \"fake zfs: unexpected arguments: $*\" >&2; exit 1;;\n"
-           << "esac\n";
-    script.close();
-    std::filesystem::permissions(fake_, std::filesystem::perms::owner_all);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
+    fake_ = dir_.script(
+        "zfs", "case \"$*\" in\n"
+               "  '') cat '" + data + "/openzfs-2.2-usage-excerpt.txt' >&2; exit 2;;\n"
+               "  holds) cat '" + data + "/openzfs-2.2-holds.txt' >&2; exit 2;;\n"
+               "  'list -Hp -t snapshot -d 1 -o name,guid,createtxg -s createtxg tank/a')\n"
+               "    printf 'tank/a@s1\\t11\\t5\\ntank/a@s2\\t22\\t9\\n';;\n"
+               "  'list -Hp -r -t snapshot -o name,guid tank')\n"
+               "    printf 'tank/a@s1\\t11\\ntank/b@x\\t33\\n';;\n"
+               "  *) echo \"fake zfs: unexpected arguments: $*\" >&2; exit 1;;\n"
+               "esac\n");
   }
 
-  std::filesystem::path dir_;
+  test::TempDir dir_;
   std::string fake_;
 };
 
